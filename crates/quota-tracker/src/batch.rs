@@ -1,0 +1,108 @@
+//! What crosses between the core and a store: deltas out, stored counts in.
+//!
+//! The core never performs I/O. Under the cache lock it hands out a [`SyncBatch`]; the caller
+//! writes it with whatever store it has, after releasing the lock, and reports a
+//! [`SyncOutcome`] back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::QuotaConfig;
+use crate::day::UtcDay;
+
+/// Calls recorded on one UTC day and not yet in the store, per service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayDeltas {
+    /// The day the calls were recorded on (the store item they belong to).
+    pub day: UtcDay,
+    /// Per service, in configuration order.
+    pub deltas: Vec<u64>,
+}
+
+impl DayDeltas {
+    /// The sum over services: what `total_api_calls_today` must grow by.
+    pub fn total(&self) -> u64 {
+        self.deltas
+            .iter()
+            .fold(0u64, |sum, d| sum.saturating_add(*d))
+    }
+
+    /// True when no service has a delta.
+    pub fn is_empty(&self) -> bool {
+        self.deltas.iter().all(|d| *d == 0)
+    }
+}
+
+/// Deltas to add to the store, taken from pending under the cache lock.
+///
+/// `(instance, seq)` identifies the batch: a store that remembers the last sequence applied
+/// per instance can refuse a retry of a batch that already landed (design invariant 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncBatch {
+    /// The tracker instance that produced it.
+    pub instance: Arc<str>,
+    /// Increases by one per new batch of this instance; a retried batch keeps its number.
+    pub seq: u64,
+    /// The service names, so a store can map `deltas` to attributes.
+    pub config: Arc<QuotaConfig>,
+    /// One entry per day with deltas, oldest first.
+    pub days: Vec<DayDeltas>,
+}
+
+impl SyncBatch {
+    /// The deltas as `(day, service name, delta)`, skipping zeros.
+    pub fn named_deltas(&self) -> impl Iterator<Item = (UtcDay, &str, u64)> + '_ {
+        self.days.iter().flat_map(move |day| {
+            self.config
+                .names()
+                .zip(&day.deltas)
+                .filter(|(_, delta)| **delta > 0)
+                .map(move |(name, delta)| (day.day, name, *delta))
+        })
+    }
+
+    /// All deltas of the batch, summed over days and services.
+    pub fn total(&self) -> u64 {
+        self.days
+            .iter()
+            .fold(0u64, |sum, d| sum.saturating_add(d.total()))
+    }
+}
+
+/// A day's counters as a store holds them, by service name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDay {
+    /// The day of the item.
+    pub day: UtcDay,
+    /// `<service>_used` counters; services missing from the item count as 0.
+    pub used: BTreeMap<String, u64>,
+}
+
+impl StoredDay {
+    /// An item for `day` with the given counters.
+    pub fn new(day: UtcDay, used: BTreeMap<String, u64>) -> Self {
+        Self { day, used }
+    }
+
+    /// The stored counter of `service`, 0 when absent.
+    pub fn used(&self, service: &str) -> u64 {
+        self.used.get(service).copied().unwrap_or(0)
+    }
+}
+
+/// How writing a [`SyncBatch`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// The deltas are in the store. `fresh` carries the store's counters for the current day
+    /// after the write, when the store returned them (DynamoDB's `ALL_NEW`), so other
+    /// instances' calls become visible without a separate read.
+    Applied {
+        /// The current day's item after the write, if the store returned it.
+        fresh: Option<StoredDay>,
+    },
+    /// The write did not happen: the deltas go back into pending, merged with newer ones.
+    Failed,
+    /// The write may or may not have landed (a timeout after sending). The batch is kept as
+    /// it is and retried with the same `seq`, so a store that deduplicates applies it once.
+    Unknown,
+}

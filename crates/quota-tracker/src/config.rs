@@ -1,0 +1,278 @@
+//! Which services are tracked, and their limits.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{ConfigError, QuotaError};
+
+/// The quota window a limit is quoted for.
+///
+/// A label only, as in the original service: nothing resets by window. The one reset is the
+/// UTC day, because each day is its own store item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Period {
+    /// Per minute.
+    Minute,
+    /// Per hour.
+    Hour,
+    /// Per day.
+    Day,
+    /// Per month.
+    Month,
+}
+
+impl Period {
+    /// The label used in output and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Minute => "minute",
+            Period::Hour => "hour",
+            Period::Day => "day",
+            Period::Month => "month",
+        }
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Period {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "minute" => Ok(Period::Minute),
+            "hour" => Ok(Period::Hour),
+            "day" => Ok(Period::Day),
+            "month" => Ok(Period::Month),
+            _ => Err(ConfigError::InvalidPeriod {
+                input: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// One tracked service: its name and its limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    name: String,
+    limit: u64,
+    period: Period,
+}
+
+impl ServiceConfig {
+    /// A service named `name` allowing `limit` calls per `period`.
+    ///
+    /// The limit is signed so that a zero or negative limit from a configuration file is
+    /// refused with a clear error rather than wrapping.
+    pub fn new(name: impl Into<String>, limit: i64, period: Period) -> Result<Self, ConfigError> {
+        let name = name.into();
+        if !is_valid_name(&name) {
+            return Err(ConfigError::InvalidName { name });
+        }
+        let limit = match u64::try_from(limit) {
+            Ok(limit) if limit > 0 => limit,
+            _ => {
+                return Err(ConfigError::InvalidLimit {
+                    service: name,
+                    limit,
+                });
+            }
+        };
+        Ok(Self {
+            name,
+            limit,
+            period,
+        })
+    }
+
+    /// The service name (also the store attribute prefix: `<name>_used`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Calls allowed per period; always at least 1.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The period the limit is quoted for.
+    pub fn period(&self) -> Period {
+        self.period
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z'))
+        && name.len() <= 64
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+}
+
+/// A service, by its position in the configuration: resolve names once, then record by id
+/// so the hot path never hashes or compares strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceId(pub(crate) usize);
+
+impl ServiceId {
+    /// The position of the service in its configuration.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// The services a tracker counts. Fixed once built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaConfig {
+    services: Vec<ServiceConfig>,
+}
+
+impl QuotaConfig {
+    /// A configuration of `services`, in that order; refuses an empty list and duplicates.
+    pub fn new(services: Vec<ServiceConfig>) -> Result<Self, ConfigError> {
+        if services.is_empty() {
+            return Err(ConfigError::NoServices);
+        }
+        for (i, service) in services.iter().enumerate() {
+            if services[..i].iter().any(|s| s.name == service.name) {
+                return Err(ConfigError::DuplicateService {
+                    name: service.name.clone(),
+                });
+            }
+        }
+        Ok(Self { services })
+    }
+
+    /// The configured services, in order.
+    pub fn services(&self) -> &[ServiceConfig] {
+        &self.services
+    }
+
+    /// How many services there are.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Always false: a configuration has at least one service.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
+    /// The id of the service called `name`.
+    pub fn service(&self, name: &str) -> Result<ServiceId, QuotaError> {
+        self.services
+            .iter()
+            .position(|s| s.name == name)
+            .map(ServiceId)
+            .ok_or_else(|| QuotaError::UnknownService {
+                name: name.to_owned(),
+                known: self.names().map(str::to_owned).collect(),
+            })
+    }
+
+    /// The ids of all services, in order.
+    pub fn ids(&self) -> impl Iterator<Item = ServiceId> + '_ {
+        (0..self.services.len()).map(ServiceId)
+    }
+
+    /// The service names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.services.iter().map(|s| s.name.as_str())
+    }
+
+    /// The configuration of `id`, checking that it belongs to a configuration this large.
+    pub fn get(&self, id: ServiceId) -> Result<&ServiceConfig, QuotaError> {
+        self.services
+            .get(id.0)
+            .ok_or(QuotaError::ServiceIdOutOfRange {
+                index: id.0,
+                services: self.services.len(),
+            })
+    }
+}
+
+impl Default for QuotaConfig {
+    /// The original service's quotas: tiingo 500/month, finnhub 60/minute, sendgrid 100/day.
+    fn default() -> Self {
+        let service = |name: &str, limit, period| ServiceConfig {
+            name: name.to_owned(),
+            limit,
+            period,
+        };
+        Self {
+            services: vec![
+                service("tiingo", 500, Period::Month),
+                service("finnhub", 60, Period::Minute),
+                service("sendgrid", 100, Period::Day),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let config = QuotaConfig::default();
+        let summary: Vec<_> = config
+            .services()
+            .iter()
+            .map(|s| (s.name(), s.limit(), s.period()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("tiingo", 500, Period::Month),
+                ("finnhub", 60, Period::Minute),
+                ("sendgrid", 100, Period::Day)
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_bad_limits_and_names() {
+        for limit in [0, -1, i64::MIN] {
+            let err = ServiceConfig::new("tiingo", limit, Period::Day).expect_err("refused");
+            assert_eq!(
+                err,
+                ConfigError::InvalidLimit {
+                    service: "tiingo".into(),
+                    limit
+                }
+            );
+            assert!(err.to_string().contains("positive"), "{err}");
+        }
+        for name in ["", "Tiingo", "1abc", "a b", "a#b", &"x".repeat(65)] {
+            assert!(matches!(
+                ServiceConfig::new(name, 1, Period::Day),
+                Err(ConfigError::InvalidName { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn refuses_empty_and_duplicate_configurations() {
+        assert_eq!(QuotaConfig::new(vec![]), Err(ConfigError::NoServices));
+        let a = ServiceConfig::new("a", 1, Period::Day).expect("valid");
+        assert_eq!(
+            QuotaConfig::new(vec![a.clone(), a]),
+            Err(ConfigError::DuplicateService { name: "a".into() })
+        );
+    }
+
+    #[test]
+    fn resolves_names_and_reports_unknown_ones() {
+        let config = QuotaConfig::default();
+        assert_eq!(config.service("finnhub").map(ServiceId::index), Ok(1));
+        let err = config.service("alpaca").expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown service \"alpaca\": expected one of tiingo, finnhub, sendgrid"
+        );
+        assert!(config.get(ServiceId(3)).is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! A per-service API quota tracker that loses no update.
+//!
+//! A Rust port of the quota tracker of a Python service that counted calls to tiingo, finnhub
+//! and sendgrid and synced the counts to DynamoDB. Its read-modify-write ran without a lock
+//! across the steps and lost 48 of 100 updates in a concurrency test. Here:
+//!
+//! - [`QuotaState`] is the state machine: plain data, no locks, no I/O, no clock.
+//! - [`Tracker`] caches one state behind one lock; every operation is one critical section
+//!   (nothing re-acquires the lock), and store I/O never happens under it: the tracker hands
+//!   out [`SyncBatch`]es of pending deltas and takes back a [`SyncOutcome`] (sans-IO).
+//! - [`SyncedTracker`] wires a tracker to a blocking [`Store`] (such as [`MemoryStore`]).
+//! - [`sync`] decides the lock: parking_lot, loom under `cfg(loom)`, shuttle with the
+//!   `shuttle` feature; the same core code runs on all three.
+//! - `zoo` (feature `zoo`) holds the historical buggy variants, for the harness only.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use quota_tracker::{QuotaConfig, SystemClock, Tracker};
+//!
+//! let tracker: Tracker = Tracker::new(QuotaConfig::default(), Arc::new(SystemClock));
+//! let tiingo = tracker.service("tiingo")?;
+//! let recorded = tracker.record_call(tiingo, 1)?;
+//! assert_eq!(recorded.usage.used(), 1);
+//! assert!(tracker.can_call(tiingo)?);
+//! # Ok::<(), quota_tracker::QuotaError>(())
+//! ```
+
+mod batch;
+mod clock;
+mod config;
+mod day;
+mod error;
+mod state;
+mod store;
+pub mod sync;
+mod synced;
+mod tracker;
+mod usage;
+#[cfg(feature = "zoo")]
+pub mod zoo;
+
+pub use batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};
+pub use day::{ParseDayError, UtcDay};
+pub use error::{ConfigError, QuotaError};
+pub use state::{QuotaState, RecordOutcome};
+pub use store::{Faults, MemoryStore, Store, StoreError, StoreErrorKind};
+pub use synced::{ReloadReport, SyncReport, SyncedTracker};
+pub use tracker::{NoSync, Recorded, ReloadOutcome, ReloadTicket, Tracker, TrackerOptions};
+pub use usage::{CRITICAL_PERCENT, QuotaLevel, Usage, WARN_PERCENT};

@@ -1,0 +1,392 @@
+//! The quota state machine: plain data, no locks, no I/O, no clock.
+//!
+//! Everything the tracker does to its state is a method here, called with the cache lock
+//! held (design invariant 7: functions that need the locked state take `&mut QuotaState`,
+//! so they cannot take the lock again). The same type is the sequential specification the
+//! concurrent tracker is checked against.
+
+use std::sync::Arc;
+
+use crate::batch::{DayDeltas, StoredDay};
+use crate::clock::Timestamp;
+use crate::config::{QuotaConfig, ServiceId};
+use crate::day::UtcDay;
+use crate::error::QuotaError;
+use crate::usage::{CRITICAL_PERCENT, Usage, at_least_percent};
+
+/// Per-service counters for the current day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counter {
+    /// Calls known today: this instance's plus, after syncs and reloads, other instances'.
+    pub(crate) used: u64,
+    /// This instance's calls not yet handed to a sync.
+    pub(crate) pending: u64,
+    /// The critical threshold was reached today (so the next crossing does not force a sync).
+    pub(crate) critical_seen: bool,
+}
+
+/// What one recorded call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordOutcome {
+    /// The service's usage right after the call, read in the same critical section.
+    pub usage: Usage,
+    /// This call took the service to 80 % for the first time today: sync now.
+    pub crossed_critical: bool,
+}
+
+/// The per-day quota state of one tracker instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaState {
+    config: Arc<QuotaConfig>,
+    day: UtcDay,
+    counters: Box<[Counter]>,
+    total_today: u64,
+    /// Pending deltas of earlier days, still owed to those days' store items.
+    carried: Vec<DayDeltas>,
+    updated_at: Option<Timestamp>,
+}
+
+impl QuotaState {
+    /// An empty state for `day`.
+    pub fn new(config: Arc<QuotaConfig>, day: UtcDay) -> Self {
+        let counters = vec![Counter::default(); config.len()].into_boxed_slice();
+        Self {
+            config,
+            day,
+            counters,
+            total_today: 0,
+            carried: Vec::new(),
+            updated_at: None,
+        }
+    }
+
+    /// The configuration this state counts.
+    pub fn config(&self) -> &Arc<QuotaConfig> {
+        &self.config
+    }
+
+    /// The UTC day the counters are for.
+    pub fn day(&self) -> UtcDay {
+        self.day
+    }
+
+    /// When a call was last recorded.
+    pub fn updated_at(&self) -> Option<Timestamp> {
+        self.updated_at
+    }
+
+    /// Starts a new day if `day` is later than the current one: today's pending deltas are
+    /// kept for today's store item, and the counters start from zero. A clock that went
+    /// backwards keeps the current day. Returns whether the day changed.
+    pub fn roll_to(&mut self, day: UtcDay) -> bool {
+        if day <= self.day {
+            return false;
+        }
+        let owed = DayDeltas {
+            day: self.day,
+            deltas: self.counters.iter().map(|c| c.pending).collect(),
+        };
+        if !owed.is_empty() {
+            self.carried.push(owed);
+        }
+        self.counters.fill(Counter::default());
+        self.total_today = 0;
+        self.day = day;
+        true
+    }
+
+    /// Adds `count` calls to `service` at `now`: the read-modify-write the whole project is
+    /// about. Validates everything first, so an error leaves the counters unchanged (a day
+    /// rollover caused by `now` may still happen: that is the passage of time, not a change
+    /// of what was recorded).
+    pub fn record(
+        &mut self,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Result<RecordOutcome, QuotaError> {
+        let limit = self.config.get(service)?.limit();
+        if count == 0 {
+            return Err(QuotaError::ZeroCount {
+                service: self.name(service),
+            });
+        }
+        self.roll_to(now.day());
+        let counter = self.counters[service.0];
+        let overflow = || QuotaError::Overflow {
+            service: self.name(service),
+            used: counter.used,
+            count,
+        };
+        let used = counter.used.checked_add(count).ok_or_else(overflow)?;
+        let pending = counter.pending.checked_add(count).ok_or_else(overflow)?;
+        let total_today = self.total_today.checked_add(count).ok_or_else(overflow)?;
+
+        let critical = at_least_percent(used, limit, CRITICAL_PERCENT);
+        let crossed_critical = critical && !counter.critical_seen;
+        self.counters[service.0] = Counter {
+            used,
+            pending,
+            critical_seen: counter.critical_seen || critical,
+        };
+        self.total_today = total_today;
+        self.updated_at = Some(now);
+        Ok(RecordOutcome {
+            usage: Usage::new(service, limit, used),
+            crossed_critical,
+        })
+    }
+
+    /// The usage of `service`.
+    pub fn usage(&self, service: ServiceId) -> Result<Usage, QuotaError> {
+        let limit = self.config.get(service)?.limit();
+        Ok(Usage::new(service, limit, self.counters[service.0].used))
+    }
+
+    /// Calls recorded today over all services.
+    pub fn total_api_calls_today(&self) -> u64 {
+        self.total_today
+    }
+
+    /// Today's deltas not yet handed to a sync, per service.
+    pub fn pending(&self, service: ServiceId) -> u64 {
+        self.counters.get(service.0).map_or(0, |c| c.pending)
+    }
+
+    /// Whether any day has deltas waiting for a sync.
+    pub fn has_pending(&self) -> bool {
+        !self.carried.is_empty() || self.counters.iter().any(|c| c.pending > 0)
+    }
+
+    /// Every pending delta, oldest day first, leaving none pending.
+    pub fn take_pending(&mut self) -> Vec<DayDeltas> {
+        let mut days = std::mem::take(&mut self.carried);
+        let today = DayDeltas {
+            day: self.day,
+            deltas: self.counters.iter().map(|c| c.pending).collect(),
+        };
+        if !today.is_empty() {
+            days.push(today);
+        }
+        for counter in self.counters.iter_mut() {
+            counter.pending = 0;
+        }
+        days
+    }
+
+    /// Puts deltas of a failed write back into pending, merged with what was recorded since.
+    pub fn restore_pending(&mut self, days: &[DayDeltas]) {
+        for owed in days {
+            if owed.day == self.day {
+                for (counter, delta) in self.counters.iter_mut().zip(&owed.deltas) {
+                    // Cannot overflow: pending never exceeds used, which already counts these.
+                    counter.pending = counter.pending.saturating_add(*delta);
+                }
+            } else if let Some(carried) = self.carried.iter_mut().find(|c| c.day == owed.day) {
+                for (sum, delta) in carried.deltas.iter_mut().zip(&owed.deltas) {
+                    *sum = sum.saturating_add(*delta);
+                }
+            } else {
+                self.carried.push(owed.clone());
+                self.carried.sort_by_key(|c| c.day);
+            }
+        }
+    }
+
+    /// Merges counters read from the store with what this instance knows (invariant 6).
+    ///
+    /// The store holds every delta already synced (this instance's and others'); pending and
+    /// `unsynced` (a batch whose write is in doubt) are this instance's calls it may not hold
+    /// yet. A service's `used` becomes `stored + pending + unsynced`, and never goes down: a
+    /// store behind what this instance already knows is not trusted to erase calls. Counters
+    /// of another day are ignored. Returns whether the item was for the current day.
+    pub fn merge_stored(&mut self, stored: &StoredDay, unsynced: &[DayDeltas]) -> bool {
+        if stored.day != self.day {
+            return false;
+        }
+        let in_doubt = unsynced.iter().find(|d| d.day == self.day);
+        for (i, service) in self.config.services().iter().enumerate() {
+            let doubt = in_doubt.and_then(|d| d.deltas.get(i)).copied().unwrap_or(0);
+            let counter = &mut self.counters[i];
+            let merged = stored
+                .used(service.name())
+                .saturating_add(counter.pending)
+                .saturating_add(doubt);
+            counter.used = counter.used.max(merged);
+            counter.critical_seen |=
+                at_least_percent(counter.used, service.limit(), CRITICAL_PERCENT);
+        }
+        self.total_today = self
+            .counters
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.used));
+        true
+    }
+
+    fn name(&self, service: ServiceId) -> String {
+        self.config
+            .services()
+            .get(service.0)
+            .map_or_else(String::new, |s| s.name().to_owned())
+    }
+
+    /// Raw counter access for the historical variants, which copy state field by field.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn counter(&self, index: usize) -> Counter {
+        self.counters[index]
+    }
+
+    /// Raw counter write-back for the historical variants.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn set_counter(&mut self, index: usize, counter: Counter) {
+        self.counters[index] = counter;
+    }
+
+    /// Raw total access for the historical variants.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn set_total(&mut self, total: u64) {
+        self.total_today = total;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+
+    fn day() -> UtcDay {
+        UtcDay::from_ymd(2026, 11, 29).expect("valid")
+    }
+
+    fn state() -> (QuotaState, ServiceId, ServiceId) {
+        let config = Arc::new(QuotaConfig::default());
+        let tiingo = config.service("tiingo").expect("configured");
+        let finnhub = config.service("finnhub").expect("configured");
+        (QuotaState::new(config, day()), tiingo, finnhub)
+    }
+
+    fn at(hours: i64) -> Timestamp {
+        Timestamp(day().start().0 + hours * 3_600_000)
+    }
+
+    #[test]
+    fn record_adds_to_used_pending_and_total() {
+        let (mut s, tiingo, finnhub) = state();
+        s.record(tiingo, 3, at(1)).expect("ok");
+        let out = s.record(finnhub, 2, at(2)).expect("ok");
+        assert_eq!(out.usage.used(), 2);
+        assert_eq!(out.usage.remaining(), 58);
+        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(3));
+        assert_eq!(s.total_api_calls_today(), 5);
+        assert_eq!((s.pending(tiingo), s.pending(finnhub)), (3, 2));
+        assert_eq!(s.updated_at(), Some(at(2)));
+    }
+
+    #[test]
+    fn first_crossing_of_80_percent_is_reported_once() {
+        let (mut s, _, finnhub) = state();
+        // finnhub: 60/minute, critical from 48.
+        assert!(!s.record(finnhub, 47, at(1)).expect("ok").crossed_critical);
+        assert!(s.record(finnhub, 1, at(1)).expect("ok").crossed_critical);
+        assert!(!s.record(finnhub, 1, at(1)).expect("ok").crossed_critical);
+        // A jump straight past it counts as a crossing too.
+        let (mut s, tiingo, _) = state();
+        assert!(s.record(tiingo, 450, at(1)).expect("ok").crossed_critical);
+    }
+
+    #[test]
+    fn bad_input_changes_nothing() {
+        let (mut s, tiingo, _) = state();
+        s.record(tiingo, 5, at(1)).expect("ok");
+        let before = s.clone();
+        assert!(matches!(
+            s.record(tiingo, 0, at(1)),
+            Err(QuotaError::ZeroCount { .. })
+        ));
+        assert!(matches!(
+            s.record(tiingo, u64::MAX, at(1)),
+            Err(QuotaError::Overflow { used: 5, .. })
+        ));
+        assert!(matches!(
+            s.record(ServiceId(7), 1, at(1)),
+            Err(QuotaError::ServiceIdOutOfRange { index: 7, .. })
+        ));
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn total_overflow_is_refused_even_when_the_service_fits() {
+        let (mut s, tiingo, finnhub) = state();
+        s.record(tiingo, u64::MAX - 1, at(1)).expect("fits");
+        let before = s.clone();
+        let err = s.record(finnhub, 2, at(1)).expect_err("total overflows");
+        assert!(err.to_string().contains("overflow"), "{err}");
+        assert_eq!(s, before);
+    }
+
+    #[test]
+    fn a_new_day_starts_from_zero_and_owes_yesterday_its_deltas() {
+        let (mut s, tiingo, finnhub) = state();
+        s.record(tiingo, 4, at(23)).expect("ok");
+        s.record(finnhub, 1, at(25)).expect("ok"); // 01:00 the next day
+        assert_eq!(s.day(), day().next());
+        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(0));
+        assert_eq!(s.total_api_calls_today(), 1);
+        let owed = s.take_pending();
+        assert_eq!(
+            owed,
+            vec![
+                DayDeltas {
+                    day: day(),
+                    deltas: vec![4, 0, 0]
+                },
+                DayDeltas {
+                    day: day().next(),
+                    deltas: vec![0, 1, 0]
+                },
+            ]
+        );
+        assert!(!s.has_pending());
+        // A clock that goes back does not reopen yesterday.
+        s.record(tiingo, 1, at(2)).expect("ok");
+        assert_eq!(s.day(), day().next());
+    }
+
+    #[test]
+    fn restored_deltas_merge_with_newer_ones() {
+        let (mut s, tiingo, _) = state();
+        s.record(tiingo, 4, at(1)).expect("ok");
+        let taken = s.take_pending();
+        s.record(tiingo, 2, at(1)).expect("ok");
+        s.restore_pending(&taken);
+        assert_eq!(s.pending(tiingo), 6);
+        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(6));
+    }
+
+    #[test]
+    fn merge_adds_pending_and_doubtful_deltas_and_never_goes_down() {
+        let (mut s, tiingo, finnhub) = state();
+        s.record(tiingo, 2, at(1)).expect("ok");
+        let stored = StoredDay::new(
+            day(),
+            [("tiingo".to_owned(), 10), ("finnhub".to_owned(), 50)].into(),
+        );
+        let doubt = [DayDeltas {
+            day: day(),
+            deltas: vec![1, 0, 0],
+        }];
+        assert!(s.merge_stored(&stored, &doubt));
+        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(13));
+        assert_eq!(s.usage(finnhub).map(|u| u.used()), Ok(50));
+        assert_eq!(s.pending(tiingo), 2, "pending survives a reload");
+        assert_eq!(s.total_api_calls_today(), 63);
+        // finnhub reached critical through the store: no forced sync on the next call.
+        assert!(!s.record(finnhub, 1, at(1)).expect("ok").crossed_critical);
+        // A store that is behind does not erase calls.
+        let behind = StoredDay::new(day(), Default::default());
+        s.merge_stored(&behind, &[]);
+        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(13));
+        // Another day's item is ignored.
+        assert!(!s.merge_stored(&StoredDay::new(day().next(), Default::default()), &[]));
+    }
+}

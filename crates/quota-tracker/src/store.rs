@@ -1,0 +1,210 @@
+//! Where counters persist: the store trait and an in-memory store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::batch::{StoredDay, SyncBatch, SyncOutcome};
+use crate::day::UtcDay;
+use crate::sync::{Backend, DefaultBackend, Lock, assert_cache_lock_not_held};
+
+/// How a store operation failed, which decides what happens to the deltas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The operation did not happen (refused, unreachable before sending). Safe to retry.
+    Unavailable,
+    /// The request was sent but no answer came: the write may have landed.
+    OutcomeUnknown,
+    /// The store refused the request as invalid (missing table, bad credentials, validation).
+    /// Retrying will not help until someone fixes the configuration.
+    Rejected,
+}
+
+/// A failed store operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store {operation} failed ({kind:?}): {message}")]
+pub struct StoreError {
+    /// What kind of failure.
+    pub kind: StoreErrorKind,
+    /// `load` or `apply`.
+    pub operation: &'static str,
+    /// What the store said.
+    pub message: String,
+}
+
+impl StoreError {
+    /// A failure of `operation` of the given kind.
+    pub fn new(kind: StoreErrorKind, operation: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            operation,
+            message: message.into(),
+        }
+    }
+
+    /// What a sync that ended with this error means for its batch.
+    pub fn sync_outcome(&self) -> SyncOutcome {
+        match self.kind {
+            StoreErrorKind::OutcomeUnknown => SyncOutcome::Unknown,
+            StoreErrorKind::Unavailable | StoreErrorKind::Rejected => SyncOutcome::Failed,
+        }
+    }
+}
+
+/// A blocking store of per-day counters, shared by tracker instances.
+///
+/// Implementations add deltas (never overwrite counters: invariant 5), and should apply a
+/// batch at most once per `(instance, seq)` so that retrying a write in doubt is safe.
+pub trait Store: Send + Sync {
+    /// The counters of `day`, or `None` when no item exists yet.
+    fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError>;
+
+    /// Adds the batch's deltas. Returns the counters of the batch's latest day after the
+    /// write, when the store can tell them without another read.
+    fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError>;
+}
+
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        (**self).load_day(day)
+    }
+    fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        (**self).apply_batch(batch)
+    }
+}
+
+/// Failures a [`MemoryStore`] injects, counted down one per operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// The next N writes fail without applying.
+    pub fail_writes: u32,
+    /// The next N writes apply, then report [`StoreErrorKind::OutcomeUnknown`].
+    pub lose_acks: u32,
+    /// The next N reads fail.
+    pub fail_reads: u32,
+}
+
+#[derive(Debug, Default)]
+struct MemoryData {
+    days: BTreeMap<UtcDay, BTreeMap<String, u64>>,
+    totals: BTreeMap<UtcDay, u64>,
+    /// Highest batch sequence applied per instance: a retry at or below it is a duplicate.
+    applied: HashMap<Arc<str>, u64>,
+    faults: Faults,
+    writes: u64,
+    duplicates: u64,
+}
+
+/// An in-memory [`Store`] that deduplicates retried batches and can inject faults.
+///
+/// It locks with the same backend as the tracker (so it runs under loom and shuttle), and
+/// asserts on every call that the caller does not hold a cache lock.
+pub struct MemoryStore<B: Backend = DefaultBackend> {
+    data: B::Mutex<MemoryData>,
+}
+
+impl<B: Backend> Default for MemoryStore<B> {
+    fn default() -> Self {
+        Self {
+            data: B::Mutex::new(MemoryData::default()),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the default backend; `MemoryStore::<B>::default()` for another.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<B: Backend> MemoryStore<B> {
+    /// Replaces the faults to inject from now on.
+    pub fn inject(&self, faults: Faults) {
+        self.data.lock().faults = faults;
+    }
+
+    /// The stored counters of `day`, by service (empty when there is no item).
+    pub fn counters(&self, day: UtcDay) -> BTreeMap<String, u64> {
+        self.data.lock().days.get(&day).cloned().unwrap_or_default()
+    }
+
+    /// The stored `total_api_calls_today` of `day`.
+    pub fn total(&self, day: UtcDay) -> u64 {
+        self.data.lock().totals.get(&day).copied().unwrap_or(0)
+    }
+
+    /// Writes that changed the store.
+    pub fn writes(&self) -> u64 {
+        self.data.lock().writes
+    }
+
+    /// Retried batches recognised as already applied and skipped.
+    pub fn duplicates(&self) -> u64 {
+        self.data.lock().duplicates
+    }
+}
+
+impl<B: Backend> Store for MemoryStore<B> {
+    fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        assert_cache_lock_not_held::<B>("MemoryStore::load_day");
+        let mut data = self.data.lock();
+        if data.faults.fail_reads > 0 {
+            data.faults.fail_reads -= 1;
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "load",
+                "injected read failure",
+            ));
+        }
+        Ok(data
+            .days
+            .get(&day)
+            .map(|used| StoredDay::new(day, used.clone())))
+    }
+
+    fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        assert_cache_lock_not_held::<B>("MemoryStore::apply_batch");
+        let mut data = self.data.lock();
+        if data.faults.fail_writes > 0 {
+            data.faults.fail_writes -= 1;
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "apply",
+                "injected write failure",
+            ));
+        }
+        let last_applied = data.applied.get(&batch.instance).copied().unwrap_or(0);
+        if batch.seq <= last_applied {
+            data.duplicates += 1;
+        } else {
+            for (day, service, delta) in batch.named_deltas() {
+                let counter = data
+                    .days
+                    .entry(day)
+                    .or_default()
+                    .entry(service.to_owned())
+                    .or_default();
+                *counter = counter.saturating_add(delta);
+                let total = data.totals.entry(day).or_default();
+                *total = total.saturating_add(delta);
+            }
+            data.applied.insert(Arc::clone(&batch.instance), batch.seq);
+            data.writes += 1;
+        }
+        if data.faults.lose_acks > 0 {
+            data.faults.lose_acks -= 1;
+            return Err(StoreError::new(
+                StoreErrorKind::OutcomeUnknown,
+                "apply",
+                "injected lost acknowledgement (the write landed)",
+            ));
+        }
+        let fresh = batch.days.last().map(|latest| {
+            StoredDay::new(
+                latest.day,
+                data.days.get(&latest.day).cloned().unwrap_or_default(),
+            )
+        });
+        Ok(fresh)
+    }
+}

@@ -1,0 +1,145 @@
+//! A tracker wired to a blocking store: records, and syncs when due, outside the lock.
+
+use crate::batch::{SyncBatch, SyncOutcome};
+use crate::config::ServiceId;
+use crate::error::QuotaError;
+use crate::store::{Store, StoreError};
+use crate::sync::{Backend, DefaultBackend};
+use crate::tracker::{NoSync, Recorded, ReloadOutcome, Tracker};
+
+/// What a call to [`SyncedTracker::sync`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncReport {
+    /// Nothing was pending.
+    NothingPending,
+    /// Another thread's sync or reload was in flight; this call returned without waiting.
+    InFlight,
+    /// The batch landed.
+    Applied {
+        /// The batch's sequence number.
+        seq: u64,
+        /// Calls it carried.
+        calls: u64,
+    },
+    /// The write failed; its deltas are pending again, or kept for a retry if in doubt.
+    Failed(StoreError),
+}
+
+/// What a call to [`SyncedTracker::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadReport {
+    /// The store was read and merged.
+    Loaded,
+    /// Another store operation was in flight.
+    InFlight,
+    /// The read failed; the last known state was kept.
+    Failed(StoreError),
+}
+
+/// A [`Tracker`] and a blocking [`Store`]: `record_call` syncs when a sync is due, after
+/// the cache lock is released, and never waits for another thread's sync.
+pub struct SyncedTracker<S: Store, B: Backend = DefaultBackend> {
+    tracker: Tracker<B>,
+    store: S,
+}
+
+impl<S: Store, B: Backend> SyncedTracker<S, B> {
+    /// Wires `tracker` to `store`.
+    pub fn new(tracker: Tracker<B>, store: S) -> Self {
+        Self { tracker, store }
+    }
+
+    /// The tracker.
+    pub fn tracker(&self) -> &Tracker<B> {
+        &self.tracker
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Records `count` calls, then syncs or reloads if one is due. A store failure is not a
+    /// recording failure: the call stays recorded and pending, and the report is logged.
+    pub fn record_call(&self, service: ServiceId, count: u64) -> Result<Recorded, QuotaError> {
+        let recorded = self.tracker.record_call(service, count)?;
+        if recorded.sync_due {
+            if let SyncReport::Failed(error) = self.sync() {
+                tracing::warn!(%error, "sync failed; deltas kept pending");
+            }
+        } else if recorded.reload_due
+            && let ReloadReport::Failed(error) = self.reload()
+        {
+            tracing::warn!(%error, "reload failed; keeping the last known state");
+        }
+        Ok(recorded)
+    }
+
+    /// Writes pending deltas to the store now, unless a store operation is in flight.
+    pub fn sync(&self) -> SyncReport {
+        let batch = match self.tracker.begin_sync() {
+            Ok(batch) => batch,
+            Err(NoSync::InFlight) => return SyncReport::InFlight,
+            Err(NoSync::NothingPending) => return SyncReport::NothingPending,
+        };
+        let (seq, calls) = (batch.seq, batch.total());
+        let mut in_flight = InFlight {
+            tracker: &self.tracker,
+            batch: Some(batch),
+        };
+        let result = self.store.apply_batch(in_flight.batch());
+        match result {
+            Ok(fresh) => {
+                in_flight.finish(SyncOutcome::Applied { fresh });
+                SyncReport::Applied { seq, calls }
+            }
+            Err(error) => {
+                in_flight.finish(error.sync_outcome());
+                SyncReport::Failed(error)
+            }
+        }
+    }
+
+    /// Re-reads today's item and merges it with pending deltas.
+    pub fn reload(&self) -> ReloadReport {
+        let Ok(ticket) = self.tracker.begin_reload() else {
+            return ReloadReport::InFlight;
+        };
+        match self.store.load_day(ticket.day()) {
+            Ok(stored) => {
+                self.tracker
+                    .finish_reload(ticket, ReloadOutcome::Loaded(stored));
+                ReloadReport::Loaded
+            }
+            Err(error) => {
+                self.tracker.finish_reload(ticket, ReloadOutcome::Failed);
+                ReloadReport::Failed(error)
+            }
+        }
+    }
+}
+
+/// A batch being written. If the store call unwinds, the batch is reported in doubt rather
+/// than lost, and the instance can sync again.
+struct InFlight<'a, B: Backend> {
+    tracker: &'a Tracker<B>,
+    batch: Option<SyncBatch>,
+}
+
+impl<B: Backend> InFlight<'_, B> {
+    fn batch(&self) -> &SyncBatch {
+        self.batch.as_ref().expect("batch present until finished")
+    }
+
+    fn finish(&mut self, outcome: SyncOutcome) {
+        if let Some(batch) = self.batch.take() {
+            self.tracker.finish_sync(batch, outcome);
+        }
+    }
+}
+
+impl<B: Backend> Drop for InFlight<'_, B> {
+    fn drop(&mut self) {
+        self.finish(SyncOutcome::Unknown);
+    }
+}

@@ -1,0 +1,398 @@
+//! The cache and its lock: one critical section per operation, and sync bookkeeping that
+//! keeps store I/O outside it.
+
+use std::sync::Arc;
+
+use crate::batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
+use crate::clock::{Clock, Timestamp};
+use crate::config::{QuotaConfig, ServiceId};
+use crate::day::UtcDay;
+use crate::error::QuotaError;
+use crate::state::QuotaState;
+use crate::sync::{Backend, CacheLock, DefaultBackend};
+use crate::usage::Usage;
+
+/// Tuning of a [`Tracker`]; the defaults are the original service's.
+#[derive(Debug, Clone)]
+pub struct TrackerOptions {
+    /// Sync pending deltas at most this often, unless a crossing of 80 % forces it (60 s).
+    pub sync_interval_ms: i64,
+    /// Re-read the store this often, to see other instances' calls (60 s).
+    pub reload_interval_ms: i64,
+    /// Names this instance in its sync batches (for idempotent retries). Defaults to the
+    /// process id and the start time.
+    pub instance: Arc<str>,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        Self {
+            sync_interval_ms: 60_000,
+            reload_interval_ms: 60_000,
+            instance: format!("pid{}-{started:x}", std::process::id()).into(),
+        }
+    }
+}
+
+/// What a recorded call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The service's usage right after this call, from the same critical section.
+    pub usage: Usage,
+    /// This call took the service to 80 % for the first time today.
+    pub crossed_critical: bool,
+    /// A sync should run now (the interval passed or a crossing forced it, and none is in
+    /// flight). Run it after this call returns: never under the lock.
+    pub sync_due: bool,
+    /// The store should be re-read (never loaded, or the reload interval passed).
+    pub reload_due: bool,
+}
+
+/// Why no store operation was started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSync {
+    /// Another sync or reload of this instance is in flight; it was not waited for.
+    InFlight,
+    /// There is nothing to send.
+    NothingPending,
+}
+
+/// Proof that a reload was started; hand it back to [`Tracker::finish_reload`].
+#[derive(Debug)]
+#[must_use = "a started reload must be finished, or no sync or reload can start again"]
+pub struct ReloadTicket {
+    day: UtcDay,
+}
+
+impl ReloadTicket {
+    /// The day whose store item to read.
+    pub fn day(&self) -> UtcDay {
+        self.day
+    }
+}
+
+/// How reading the store ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// The item was read; `None` when the store has no item for the day yet.
+    Loaded(Option<StoredDay>),
+    /// The read failed: the tracker keeps its last known state.
+    Failed,
+}
+
+/// The store operation an instance has in flight; at most one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Busy {
+    Idle,
+    Syncing { seq: u64 },
+    Reloading,
+}
+
+#[derive(Debug)]
+struct SyncBook {
+    busy: Busy,
+    next_seq: u64,
+    last_sync: Timestamp,
+    /// A batch whose write may have landed: retried as it is before anything new is sent.
+    in_doubt: Option<SyncBatch>,
+    /// A crossing of 80 % asked for a sync that has not happened yet.
+    forced: bool,
+    last_load_attempt: Option<Timestamp>,
+}
+
+/// Everything the cache lock protects.
+struct Cache {
+    state: QuotaState,
+    book: SyncBook,
+}
+
+/// A quota tracker instance: the cached state behind one lock.
+///
+/// Every method takes the lock once and never calls anything that takes it again
+/// (design invariant 7). Store I/O never happens here: [`Tracker::begin_sync`] hands out the
+/// pending deltas, the caller writes them after this returns, and reports back with
+/// [`Tracker::finish_sync`]. [`crate::SyncedTracker`] does that dance for a blocking store.
+pub struct Tracker<B: Backend = DefaultBackend> {
+    config: Arc<QuotaConfig>,
+    clock: Arc<dyn Clock>,
+    options: TrackerOptions,
+    cache: CacheLock<B, Cache>,
+}
+
+impl Tracker<DefaultBackend> {
+    /// A tracker for `config`, reading time from `clock`, with default options.
+    pub fn new(config: QuotaConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::new_in(config, clock, TrackerOptions::default())
+    }
+
+    /// A tracker with explicit options.
+    pub fn with_options(
+        config: QuotaConfig,
+        clock: Arc<dyn Clock>,
+        options: TrackerOptions,
+    ) -> Self {
+        Self::new_in(config, clock, options)
+    }
+}
+
+impl<B: Backend> Tracker<B> {
+    /// A tracker on the synchronization backend `B` (see [`crate::sync`]).
+    pub fn new_in(config: QuotaConfig, clock: Arc<dyn Clock>, options: TrackerOptions) -> Self {
+        let config = Arc::new(config);
+        let now = clock.now();
+        let cache = Cache {
+            state: QuotaState::new(Arc::clone(&config), now.day()),
+            book: SyncBook {
+                busy: Busy::Idle,
+                next_seq: 1,
+                last_sync: now,
+                in_doubt: None,
+                forced: false,
+                last_load_attempt: None,
+            },
+        };
+        Self {
+            config,
+            clock,
+            options,
+            cache: CacheLock::new(cache),
+        }
+    }
+
+    /// The services this tracker counts.
+    pub fn config(&self) -> &QuotaConfig {
+        &self.config
+    }
+
+    /// The id of the service called `name`.
+    pub fn service(&self, name: &str) -> Result<ServiceId, QuotaError> {
+        self.config.service(name)
+    }
+
+    /// This instance's name in sync batches.
+    pub fn instance(&self) -> &str {
+        &self.options.instance
+    }
+
+    /// Records `count` calls to `service`: one critical section over the whole
+    /// read-modify-write. On error nothing recorded changes.
+    pub fn record_call(&self, service: ServiceId, count: u64) -> Result<Recorded, QuotaError> {
+        // Read the clock before locking: the critical section stays a few loads and stores.
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        let outcome = cache.state.record(service, count, now)?;
+        cache.book.forced |= outcome.crossed_critical;
+        let recorded = Recorded {
+            usage: outcome.usage,
+            crossed_critical: outcome.crossed_critical,
+            sync_due: cache.sync_due(now, &self.options),
+            reload_due: cache.reload_due(now, &self.options),
+        };
+        drop(cache);
+        if recorded.crossed_critical {
+            tracing::warn!(
+                service = self.config.services()[service.0].name(),
+                used = recorded.usage.used(),
+                limit = recorded.usage.limit(),
+                "quota crossed the critical threshold; forcing a sync"
+            );
+        }
+        Ok(recorded)
+    }
+
+    /// [`Tracker::record_call`] by service name.
+    pub fn record_call_named(&self, service: &str, count: u64) -> Result<Recorded, QuotaError> {
+        self.record_call(self.config.service(service)?, count)
+    }
+
+    /// The usage of `service`, read in one critical section.
+    pub fn usage(&self, service: ServiceId) -> Result<Usage, QuotaError> {
+        self.cache.lock().state.usage(service)
+    }
+
+    /// Whether another call to `service` may be made (remaining > 0 and below 80 %).
+    pub fn can_call(&self, service: ServiceId) -> Result<bool, QuotaError> {
+        self.usage(service).map(|u| u.can_call())
+    }
+
+    /// Calls recorded today over all services.
+    pub fn total_api_calls_today(&self) -> u64 {
+        self.cache.lock().state.total_api_calls_today()
+    }
+
+    /// A consistent copy of the whole state (one critical section).
+    pub fn state(&self) -> QuotaState {
+        self.cache.lock().state.clone()
+    }
+
+    /// Every delta this instance has recorded and not yet seen land in the store: pending
+    /// deltas of every day plus a batch whose write is in doubt. A batch in flight is held
+    /// by whoever is writing it, not counted here.
+    pub fn unsynced(&self) -> Vec<DayDeltas> {
+        let cache = self.cache.lock();
+        let mut days = cache.state.clone().take_pending();
+        if let Some(batch) = &cache.book.in_doubt {
+            merge_days(&mut days, &batch.days);
+        }
+        days
+    }
+
+    /// Whether a sync or reload is in flight.
+    pub fn store_op_in_flight(&self) -> bool {
+        self.cache.lock().book.busy != Busy::Idle
+    }
+
+    /// Takes the pending deltas for a sync, if none is in flight and there is something to
+    /// send. A batch whose earlier write is in doubt is handed out again first, unchanged.
+    ///
+    /// The caller must write the batch *after* this returns (the lock is already released)
+    /// and then call [`Tracker::finish_sync`] exactly once.
+    pub fn begin_sync(&self) -> Result<SyncBatch, NoSync> {
+        let mut cache = self.cache.lock();
+        let Cache { state, book } = &mut *cache;
+        if book.busy != Busy::Idle {
+            return Err(NoSync::InFlight);
+        }
+        let batch = match book.in_doubt.clone() {
+            Some(retry) => retry,
+            None => {
+                let days = state.take_pending();
+                if days.is_empty() {
+                    book.forced = false;
+                    return Err(NoSync::NothingPending);
+                }
+                let seq = book.next_seq;
+                book.next_seq += 1;
+                SyncBatch {
+                    instance: Arc::clone(&self.options.instance),
+                    seq,
+                    config: Arc::clone(&self.config),
+                    days,
+                }
+            }
+        };
+        book.busy = Busy::Syncing { seq: batch.seq };
+        Ok(batch)
+    }
+
+    /// Reports how writing `batch` ended. Deltas of a failed write go back into pending; a
+    /// write in doubt is kept to be retried as it is; an applied write may bring fresh
+    /// counters from the store, merged with what was recorded meanwhile.
+    pub fn finish_sync(&self, batch: SyncBatch, outcome: SyncOutcome) {
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        let Cache { state, book } = &mut *cache;
+        if book.busy != (Busy::Syncing { seq: batch.seq }) {
+            // Not the batch in flight (a caller bug). Restoring it could count it twice,
+            // dropping it could lose it: keep it as in doubt only if nothing else is.
+            debug_assert!(
+                false,
+                "finish_sync for batch {} which is not in flight",
+                batch.seq
+            );
+            return;
+        }
+        book.busy = Busy::Idle;
+        match outcome {
+            SyncOutcome::Applied { fresh } => {
+                book.in_doubt = None;
+                book.forced = false;
+                book.last_sync = now;
+                if let Some(fresh) = fresh {
+                    state.merge_stored(&fresh, &[]);
+                    book.last_load_attempt = Some(now);
+                }
+            }
+            SyncOutcome::Failed => {
+                book.in_doubt = None;
+                state.restore_pending(&batch.days);
+            }
+            SyncOutcome::Unknown => book.in_doubt = Some(batch),
+        }
+    }
+
+    /// Starts a reload of the current day's item, if no store operation is in flight.
+    pub fn begin_reload(&self) -> Result<ReloadTicket, NoSync> {
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        if cache.book.busy != Busy::Idle {
+            return Err(NoSync::InFlight);
+        }
+        cache.book.busy = Busy::Reloading;
+        cache.book.last_load_attempt = Some(now);
+        Ok(ReloadTicket {
+            day: cache.state.day(),
+        })
+    }
+
+    /// Merges a reload's result: stored counters plus pending deltas (invariant 6). A failed
+    /// read keeps the last known state and does not count as loaded.
+    pub fn finish_reload(&self, ticket: ReloadTicket, outcome: ReloadOutcome) {
+        let mut cache = self.cache.lock();
+        let Cache { state, book } = &mut *cache;
+        debug_assert_eq!(
+            book.busy,
+            Busy::Reloading,
+            "finish_reload without begin_reload"
+        );
+        book.busy = Busy::Idle;
+        match outcome {
+            ReloadOutcome::Loaded(stored) => {
+                let in_doubt = book.in_doubt.as_ref().map_or(&[][..], |b| &b.days[..]);
+                if let Some(stored) = stored.filter(|s| s.day == ticket.day) {
+                    state.merge_stored(&stored, in_doubt);
+                }
+            }
+            ReloadOutcome::Failed => {}
+        }
+    }
+
+    /// The lock and the state, for the historical variants that take the lock their own way.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut QuotaState) -> R) -> R {
+        f(&mut self.cache.lock().state)
+    }
+
+    /// The clock, for the historical variants.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+impl Cache {
+    fn sync_due(&self, now: Timestamp, options: &TrackerOptions) -> bool {
+        let book = &self.book;
+        book.busy == Busy::Idle
+            && (book.forced
+                || ((self.state.has_pending() || book.in_doubt.is_some())
+                    && now.millis_since(book.last_sync) >= options.sync_interval_ms))
+    }
+
+    fn reload_due(&self, now: Timestamp, options: &TrackerOptions) -> bool {
+        self.book.busy == Busy::Idle
+            && self
+                .book
+                .last_load_attempt
+                .is_none_or(|at| now.millis_since(at) >= options.reload_interval_ms)
+    }
+}
+
+/// Adds `more` into `days`, day by day, keeping days in order.
+fn merge_days(days: &mut Vec<DayDeltas>, more: &[DayDeltas]) {
+    for extra in more {
+        match days.iter_mut().find(|d| d.day == extra.day) {
+            Some(day) => {
+                for (sum, delta) in day.deltas.iter_mut().zip(&extra.deltas) {
+                    *sum = sum.saturating_add(*delta);
+                }
+            }
+            None => days.push(extra.clone()),
+        }
+    }
+    days.sort_by_key(|d| d.day);
+}

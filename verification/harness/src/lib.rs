@@ -1,1 +1,13 @@
+//! Workloads that drive the quota tracker concurrently and measure what they lose.
+//!
+//! The lost-update workload is the original test's shape: thread `i` records `calls` single
+//! calls on service `i mod services` (two threads: tiingo and finnhub), then the counters are
+//! compared with what was recorded. It runs on real OS threads ([`real_threads`]) or under
+//! shuttle's seeded random scheduler ([`shuttle_schedule`]), with any [`Variant`].
 
+pub mod lost_update;
+pub mod summary;
+
+pub use lost_update::{Trial, Workload, real_threads, shuttle_schedule};
+pub use quota_tracker::zoo::Variant;
+pub use summary::Summary;

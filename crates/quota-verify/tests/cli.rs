@@ -1,0 +1,150 @@
+//! The `quota-verify` command line, as a user runs it.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quota-verify"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(output).trim()).expect("one JSON object")
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let out = run(&[
+        "repro",
+        "--variant",
+        "unlocked-rmw",
+        "--threads",
+        "2",
+        "--calls",
+        "100",
+        "--trials",
+        "200",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    for field in [
+        "variant",
+        "threads",
+        "calls_per_thread",
+        "trials",
+        "seed",
+        "expected_total",
+        "trials_with_loss",
+        "mean_lost",
+        "max_lost",
+        "loss_rate",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field} in {v}");
+    }
+    assert_eq!(v["variant"], "unlocked-rmw");
+    assert_eq!(v["seed"], serde_json::Value::Null);
+    assert_eq!(v["expected_total"], 200);
+    assert!(v["trials_with_loss"].as_u64() > Some(0), "{v}");
+    let rate = v["loss_rate"].as_f64().expect("number");
+    let mean = v["mean_lost"].as_f64().expect("number");
+    assert!((rate - mean / 200.0).abs() < 1e-9, "{v}");
+}
+
+#[test]
+fn fixed_with_100_threads_loses_nothing() {
+    let out = run(&[
+        "repro",
+        "--variant",
+        "fixed",
+        "--threads",
+        "100",
+        "--calls",
+        "100",
+        "--trials",
+        "20",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["trials_with_loss"], 0);
+    assert_eq!(v["max_lost"], 0);
+    assert_eq!(v["expected_total"], 10_000);
+}
+
+#[test]
+fn the_same_seed_prints_identical_json_and_a_racy_variant_loses() {
+    let args = [
+        "repro",
+        "--variant",
+        "split-lock",
+        "--trials",
+        "50",
+        "--seed",
+        "9",
+        "--json",
+    ];
+    let (a, b) = (run(&args), run(&args));
+    assert!(a.status.success(), "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b));
+    let v = json(&a);
+    assert_eq!(v["seed"], 9);
+    assert!(v["trials_with_loss"].as_u64() > Some(0), "{v}");
+}
+
+#[test]
+fn human_output_names_each_variant_and_how_to_replay() {
+    let out = run(&["repro", "--trials", "20", "--seed", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "fixed",
+        "unlocked-rmw",
+        "split-lock",
+        "expected per trial: tiingo 100, finnhub 100 (total 200)",
+        "48 of 100",
+        "replay split-lock: quota-verify repro --variant split-lock --threads 2 --calls 100 --trials 20 --seed 5",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn invalid_arguments_are_explained_with_a_nonzero_exit() {
+    for (args, needle) in [
+        (
+            &["repro", "--variant", "rlock"][..],
+            "expected one of fixed, unlocked-rmw, split-lock",
+        ),
+        (&["repro", "--threads", "0"][..], "--threads"),
+        (&["repro", "--calls", "-5"][..], "--calls"),
+        (&["repro", "--trials", "many"][..], "--trials"),
+        (&["repro", "--seed", "-1"][..], "--seed"),
+        (&["frobnicate"][..], "frobnicate"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn help_explains_the_exit_codes_and_the_original_bug() {
+    let out = run(&["repro", "--help"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("Exit status"), "{text}");
+    assert!(text.contains("48"), "{text}");
+    assert!(text.contains("--seed"), "{text}");
+}

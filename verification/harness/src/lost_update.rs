@@ -1,0 +1,195 @@
+//! The lost-update workload, on real threads and under shuttle.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use quota_tracker::sync::{Backend, ShuttleBackend};
+use quota_tracker::zoo::Variant;
+use quota_tracker::{
+    ManualClock, QuotaConfig, QuotaError, ServiceId, Timestamp, Tracker, TrackerOptions, UtcDay,
+};
+
+/// What to run: which read-modify-write, how many threads, how many calls each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    /// The read-modify-write shape.
+    pub variant: Variant,
+    /// Concurrent threads; thread `i` records on service `i mod services`.
+    pub threads: usize,
+    /// Calls each thread records, one at a time.
+    pub calls: u64,
+}
+
+impl Workload {
+    /// Calls each service should end with, in configuration order.
+    pub fn expected(&self, services: usize) -> Vec<u64> {
+        let mut expected = vec![0; services];
+        for thread in 0..self.threads {
+            expected[thread % services] += self.calls;
+        }
+        expected
+    }
+}
+
+/// One run of a workload: what each service should have counted and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trial {
+    /// Per service, in configuration order.
+    pub expected: Vec<u64>,
+    /// Per service `used` at the end.
+    pub observed: Vec<u64>,
+    /// `total_api_calls_today` at the end.
+    pub observed_total: u64,
+}
+
+impl Trial {
+    /// Calls recorded but missing from the counters, summed over services.
+    pub fn lost(&self) -> u64 {
+        self.expected
+            .iter()
+            .zip(&self.observed)
+            .map(|(e, o)| e.saturating_sub(*o))
+            .sum()
+    }
+
+    /// Calls counted that were never made (a double count), summed over services.
+    pub fn excess(&self) -> u64 {
+        self.expected
+            .iter()
+            .zip(&self.observed)
+            .map(|(e, o)| o.saturating_sub(*e))
+            .sum()
+    }
+
+    /// Whether the counters equal what was recorded, per service and in total.
+    pub fn exact(&self) -> bool {
+        self.expected == self.observed && self.observed_total == self.expected.iter().sum::<u64>()
+    }
+}
+
+/// A fixed instant, so no run crosses midnight and no sync becomes due.
+fn clock() -> Arc<ManualClock> {
+    let noon = UtcDay::from_ymd(2026, 11, 29).map_or(Timestamp(0), |d| d.start());
+    Arc::new(ManualClock::new(Timestamp(noon.0 + 12 * 3_600_000)))
+}
+
+fn tracker<B: Backend>() -> (Arc<Tracker<B>>, Vec<ServiceId>) {
+    let options = TrackerOptions {
+        instance: "repro".into(),
+        ..TrackerOptions::default()
+    };
+    let tracker = Tracker::<B>::new_in(QuotaConfig::default(), clock(), options);
+    let ids = tracker.config().ids().collect();
+    (Arc::new(tracker), ids)
+}
+
+fn record_all<B: Backend>(
+    tracker: &Tracker<B>,
+    variant: Variant,
+    service: ServiceId,
+    calls: u64,
+) -> Result<(), QuotaError> {
+    for _ in 0..calls {
+        tracker.record_call_as(variant, service, 1)?;
+    }
+    Ok(())
+}
+
+fn outcome<B: Backend>(workload: &Workload, tracker: &Tracker<B>, ids: &[ServiceId]) -> Trial {
+    let state = tracker.state();
+    Trial {
+        expected: workload.expected(ids.len()),
+        observed: ids
+            .iter()
+            .map(|id| state.usage(*id).map_or(0, |u| u.used()))
+            .collect(),
+        observed_total: state.total_api_calls_today(),
+    }
+}
+
+/// Runs one trial on real OS threads.
+///
+/// The threads start together: each announces itself and spins (yielding) until all have,
+/// so that their calls overlap instead of running one thread after another.
+pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
+    let (tracker, ids) = tracker::<quota_tracker::sync::DefaultBackend>();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..workload.threads)
+        .map(|thread| {
+            let (tracker, ready) = (Arc::clone(&tracker), Arc::clone(&ready));
+            let (variant, calls, service) =
+                (workload.variant, workload.calls, ids[thread % ids.len()]);
+            let threads = workload.threads;
+            std::thread::spawn(move || {
+                ready.fetch_add(1, Ordering::SeqCst);
+                while ready.load(Ordering::SeqCst) < threads {
+                    std::thread::yield_now();
+                }
+                record_all(&tracker, variant, service, calls)
+            })
+        })
+        .collect();
+    for handle in handles {
+        match handle.join() {
+            Ok(result) => result?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    Ok(outcome(workload, &tracker, &ids))
+}
+
+/// Runs `trials` trials under shuttle's random scheduler seeded with `seed`.
+///
+/// Deterministic: the same seed and workload give the same trials, on every run and every
+/// machine. `on_trial` is called after each trial (for progress).
+pub fn shuttle_schedule(
+    workload: &Workload,
+    seed: u64,
+    trials: usize,
+    on_trial: impl Fn(&Trial) + Send + Sync + 'static,
+) -> Result<Vec<Trial>, QuotaError> {
+    let results = Arc::new(std::sync::Mutex::new(Vec::with_capacity(trials)));
+    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, trials);
+    let mut config = shuttle::Config::new();
+    // Large workloads take many steps; shuttle's default bound would fail them.
+    config.max_steps = shuttle::MaxSteps::None;
+    config.silence_warnings = true;
+    let runner = shuttle::Runner::new(scheduler, config);
+    let workload_copy = *workload;
+    let sink = Arc::clone(&results);
+    runner.run(move || {
+        let workload = workload_copy;
+        let (tracker, ids) = tracker::<ShuttleBackend>();
+        let handles: Vec<_> = (0..workload.threads)
+            .map(|thread| {
+                let tracker = Arc::clone(&tracker);
+                let service = ids[thread % ids.len()];
+                shuttle::thread::spawn(move || {
+                    record_all(&tracker, workload.variant, service, workload.calls)
+                })
+            })
+            .collect();
+        let mut failure = None;
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => failure = Some(error),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        let trial = match failure {
+            None => Ok(outcome(&workload, &tracker, &ids)),
+            Some(error) => Err(error),
+        };
+        if let Ok(trial) = &trial {
+            on_trial(trial);
+        }
+        sink.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(trial);
+    });
+    let mut results = results
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::mem::take(&mut *results).into_iter().collect()
+}

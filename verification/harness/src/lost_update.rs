@@ -109,11 +109,13 @@ fn outcome<B: Backend>(workload: &Workload, tracker: &Tracker<B>, ids: &[Service
 
 /// Runs one trial on real OS threads.
 ///
-/// The threads start together: each announces itself and spins (yielding) until all have,
-/// so that their calls overlap instead of running one thread after another.
+/// The threads start together (see [`start_together`]), so that their calls overlap.
 pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
     let (tracker, ids) = tracker::<quota_tracker::sync::DefaultBackend>();
     let ready = Arc::new(AtomicUsize::new(0));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Spinning only helps while every thread can have a core of its own.
+    let spin_limit = if workload.threads <= cores { 200_000 } else { 1_000 };
     let handles: Vec<_> = (0..workload.threads)
         .map(|thread| {
             let (tracker, ready) = (Arc::clone(&tracker), Arc::clone(&ready));
@@ -121,10 +123,7 @@ pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
                 (workload.variant, workload.calls, ids[thread % ids.len()]);
             let threads = workload.threads;
             std::thread::spawn(move || {
-                ready.fetch_add(1, Ordering::SeqCst);
-                while ready.load(Ordering::SeqCst) < threads {
-                    std::thread::yield_now();
-                }
+                start_together(&ready, threads, spin_limit);
                 record_all(&tracker, variant, service, calls)
             })
         })
@@ -136,6 +135,26 @@ pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
         }
     }
     Ok(outcome(workload, &tracker, &ids))
+}
+
+/// Announces this thread and waits until all `threads` have, so that their calls overlap.
+///
+/// It busy-waits first: a spinning thread keeps its core, so the OS places the next thread on
+/// another core instead of running the threads one after another on the same one (with a
+/// yielding wait, two threads often ran back to back and lost nothing). After a few
+/// milliseconds (or at once when there are more threads than cores) it yields, so that every
+/// thread gets to start.
+fn start_together(ready: &AtomicUsize, threads: usize, spin_limit: u32) {
+    ready.fetch_add(1, Ordering::SeqCst);
+    let mut spins = 0u32;
+    while ready.load(Ordering::SeqCst) < threads {
+        if spins < spin_limit {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
 }
 
 /// Runs `trials` trials under shuttle's random scheduler seeded with `seed`.

@@ -184,89 +184,69 @@ mod parking_lot_backend {
 #[cfg(not(loom))]
 pub use parking_lot_backend::ParkingLotBackend;
 
-#[cfg(loom)]
-mod loom_backend {
-    use super::{Backend, Lock};
+/// A backend over a std-like mutex (`lock()` returns a `LockResult`) from a model checker,
+/// which always tracks held cache locks in that checker's own thread locals.
+macro_rules! model_checker_backend {
+    ($(#[$doc:meta])* $name:ident, $module:ident, $krate:ident) => {
+        mod $module {
+            use super::{Backend, Lock};
 
-    /// Backend for loom models: `loom::sync::Mutex`, built only under `--cfg loom`.
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct LoomBackend;
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy, Default)]
+            pub struct $name;
 
-    held_counter!(loom::thread_local);
+            held_counter!($krate::thread_local);
 
-    impl Backend for LoomBackend {
-        type Mutex<T: Send> = loom::sync::Mutex<T>;
+            impl Backend for $name {
+                type Mutex<T: Send> = $krate::sync::Mutex<T>;
 
-        fn note_lock_acquired() {
-            acquired();
+                fn note_lock_acquired() {
+                    acquired();
+                }
+                fn note_lock_released() {
+                    released();
+                }
+                fn cache_locks_held() -> Option<usize> {
+                    Some(held())
+                }
+            }
+
+            impl<T: Send> Lock<T> for $krate::sync::Mutex<T> {
+                type Guard<'a>
+                    = $krate::sync::MutexGuard<'a, T>
+                where
+                    T: 'a;
+
+                fn new(value: T) -> Self {
+                    $krate::sync::Mutex::new(value)
+                }
+                fn lock(&self) -> Self::Guard<'_> {
+                    $krate::sync::Mutex::lock(self)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                }
+            }
         }
-        fn note_lock_released() {
-            released();
-        }
-        fn cache_locks_held() -> Option<usize> {
-            Some(held())
-        }
-    }
-
-    impl<T: Send> Lock<T> for loom::sync::Mutex<T> {
-        type Guard<'a>
-            = loom::sync::MutexGuard<'a, T>
-        where
-            T: 'a;
-
-        fn new(value: T) -> Self {
-            loom::sync::Mutex::new(value)
-        }
-        fn lock(&self) -> Self::Guard<'_> {
-            loom::sync::Mutex::lock(self).unwrap_or_else(std::sync::PoisonError::into_inner)
-        }
-    }
+        pub use $module::$name;
+    };
 }
+
 #[cfg(loom)]
-pub use loom_backend::LoomBackend;
+model_checker_backend!(
+    /// Backend for loom models: `loom::sync::Mutex`, built only under `--cfg loom`.
+    LoomBackend,
+    loom_backend,
+    loom
+);
 
 #[cfg(feature = "shuttle")]
-mod shuttle_backend {
-    use super::{Backend, Lock};
-
+model_checker_backend!(
     /// Backend for shuttle schedules: `shuttle::sync::Mutex` (cargo feature `shuttle`).
     ///
     /// Its primitives only work inside a shuttle execution (`shuttle::Runner::run`).
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct ShuttleBackend;
-
-    held_counter!(shuttle::thread_local);
-
-    impl Backend for ShuttleBackend {
-        type Mutex<T: Send> = shuttle::sync::Mutex<T>;
-
-        fn note_lock_acquired() {
-            acquired();
-        }
-        fn note_lock_released() {
-            released();
-        }
-        fn cache_locks_held() -> Option<usize> {
-            Some(held())
-        }
-    }
-
-    impl<T: Send> Lock<T> for shuttle::sync::Mutex<T> {
-        type Guard<'a>
-            = shuttle::sync::MutexGuard<'a, T>
-        where
-            T: 'a;
-
-        fn new(value: T) -> Self {
-            shuttle::sync::Mutex::new(value)
-        }
-        fn lock(&self) -> Self::Guard<'_> {
-            shuttle::sync::Mutex::lock(self).unwrap_or_else(std::sync::PoisonError::into_inner)
-        }
-    }
-}
-#[cfg(feature = "shuttle")]
-pub use shuttle_backend::ShuttleBackend;
+    ShuttleBackend,
+    shuttle_backend,
+    shuttle
+);
 
 #[cfg(all(test, debug_assertions, not(loom)))]
 mod tests {

@@ -115,7 +115,11 @@ pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
     let ready = Arc::new(AtomicUsize::new(0));
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // Spinning only helps while every thread can have a core of its own.
-    let spin_limit = if workload.threads <= cores { 200_000 } else { 1_000 };
+    let spin_limit = if workload.threads <= cores {
+        200_000
+    } else {
+        1_000
+    };
     let handles: Vec<_> = (0..workload.threads)
         .map(|thread| {
             let (tracker, ready) = (Arc::clone(&tracker), Arc::clone(&ready));

@@ -109,7 +109,8 @@ fn outcome<B: Backend>(workload: &Workload, tracker: &Tracker<B>, ids: &[Service
 
 /// Runs one trial on real OS threads.
 ///
-/// The threads start together (see [`start_together`]), so that their calls overlap.
+/// The threads start together: each busy-waits until all are ready, so that the OS puts them
+/// on different cores and their calls overlap.
 pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
     let (tracker, ids) = tracker::<quota_tracker::sync::DefaultBackend>();
     let ready = Arc::new(AtomicUsize::new(0));

@@ -86,28 +86,47 @@ pub enum ReloadOutcome {
 
 /// The store operation an instance has in flight; at most one at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Busy {
+pub(crate) enum Busy {
     Idle,
     Syncing { seq: u64 },
     Reloading,
 }
 
 #[derive(Debug)]
-struct SyncBook {
-    busy: Busy,
+pub(crate) struct SyncBook {
+    pub(crate) busy: Busy,
     next_seq: u64,
     last_sync: Timestamp,
     /// A batch whose write may have landed: retried as it is before anything new is sent.
     in_doubt: Option<SyncBatch>,
     /// A crossing of 80 % asked for a sync that has not happened yet.
     forced: bool,
-    last_load_attempt: Option<Timestamp>,
+    pub(crate) last_load_attempt: Option<Timestamp>,
+}
+
+impl SyncBook {
+    /// Numbers a new batch of `days`.
+    pub(crate) fn new_batch(
+        &mut self,
+        instance: &Arc<str>,
+        config: &Arc<QuotaConfig>,
+        days: Vec<DayDeltas>,
+    ) -> SyncBatch {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        SyncBatch {
+            instance: Arc::clone(instance),
+            seq,
+            config: Arc::clone(config),
+            days,
+        }
+    }
 }
 
 /// Everything the cache lock protects.
-struct Cache {
-    state: QuotaState,
-    book: SyncBook,
+pub(crate) struct Cache {
+    pub(crate) state: QuotaState,
+    pub(crate) book: SyncBook,
 }
 
 /// A quota tracker instance: the cached state behind one lock.
@@ -265,14 +284,7 @@ impl<B: Backend> Tracker<B> {
                     book.forced = false;
                     return Err(NoSync::NothingPending);
                 }
-                let seq = book.next_seq;
-                book.next_seq += 1;
-                SyncBatch {
-                    instance: Arc::clone(&self.options.instance),
-                    seq,
-                    config: Arc::clone(&self.config),
-                    days,
-                }
+                book.new_batch(&self.options.instance, &self.config, days)
             }
         };
         book.busy = Busy::Syncing { seq: batch.seq };
@@ -355,6 +367,18 @@ impl<B: Backend> Tracker<B> {
     #[cfg(feature = "zoo")]
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut QuotaState) -> R) -> R {
         f(&mut self.cache.lock().state)
+    }
+
+    /// The lock and everything it protects, for the historical variants.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn with_cache<R>(&self, f: impl FnOnce(&mut Cache) -> R) -> R {
+        f(&mut self.cache.lock())
+    }
+
+    /// The instance name and configuration, to number batches in the historical variants.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn batch_parts(&self) -> (&Arc<str>, &Arc<QuotaConfig>) {
+        (&self.options.instance, &self.config)
     }
 
     /// The clock, for the historical variants.

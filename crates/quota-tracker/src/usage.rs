@@ -43,6 +43,18 @@ impl Usage {
         }
     }
 
+    /// A usage whose `remaining` was read apart from `used`: only the `torn-read` historical
+    /// variant builds one.
+    #[cfg(feature = "zoo")]
+    pub(crate) fn torn(service: ServiceId, limit: u64, used: u64, remaining: u64) -> Self {
+        Self {
+            service,
+            limit,
+            used,
+            remaining,
+        }
+    }
+
     /// The service this is about.
     pub fn service(&self) -> ServiceId {
         self.service

@@ -2,21 +2,31 @@
 //! harness can show it catches each one. Built only with the `zoo` cargo feature; nothing in
 //! the production API reaches them.
 //!
-//! A variant is chosen at run time ([`Variant`] parses from its id) and runs the tracker's
-//! own state machine ([`QuotaState::record`]) with the locking of the historical shape.
-//! Adding one: a new [`Variant`] with its row in [`Variant::ALL`], and its arm in
-//! [`Tracker::record_call_as`] (or in whichever operation it breaks).
+//! A variant is chosen at run time ([`Variant`] parses from its id). Each runs the tracker's
+//! own state machine ([`QuotaState`]) and store protocol, changed only where the historical
+//! code went wrong, in the one operation it broke ([`Variant::operation`]):
+//! [`Tracker::record_call_as`], [`Tracker::usage_as`], [`SyncedTracker::record_call_as`],
+//! [`SyncedTracker::sync_as`] or [`SyncedTracker::reload_as`]. For every other operation a
+//! variant behaves like the fixed tracker.
+//!
+//! Adding one: a [`Variant`] case, its row in [`Variant::ALL`] and the match arms of its
+//! metadata, then its arm in the operation it breaks.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
+use crate::batch::SyncOutcome;
 use crate::config::ServiceId;
 use crate::error::QuotaError;
 use crate::state::QuotaState;
+use crate::store::Store;
 use crate::sync::Backend;
-use crate::tracker::{Recorded, Tracker};
+use crate::synced::{ReloadReport, SyncReport, SyncedTracker};
+use crate::tracker::{Busy, Recorded, ReloadOutcome, Tracker};
+use crate::usage::Usage;
 
-/// A read-modify-write shape: the fixed one or a historical bug.
+/// A shape of the tracker: the fixed one or a historical bug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Variant {
     /// The fix: one critical section over the whole read-modify-write.
@@ -28,11 +38,51 @@ pub enum Variant {
     /// The lock is taken for the get and again for the set, released in between: the last
     /// writer's whole snapshot wins, erasing other services' updates (the 48 % bug).
     SplitLock,
+    /// A helper re-acquires the non-reentrant cache lock its caller holds.
+    ReentrantDeadlock,
+    /// A reader takes `used` and `remaining` in two critical sections.
+    TornRead,
+    /// The sync writes to the store while holding the cache lock.
+    IoUnderLock,
+    /// The sync writes a copy of pending taken earlier, then clears pending: calls recorded
+    /// while the write was out are dropped.
+    StaleSnapshotSync,
+    /// A failed store write drops its deltas instead of putting them back.
+    LostOnSyncFailure,
+    /// On a cache miss the call is added to the store, the cache is reloaded (which now holds
+    /// it) and the call is recorded locally again, to be synced a second time.
+    DoubleCountOnMiss,
+    /// A failed store read installs an empty tracker and marks it loaded.
+    ResetOnLoadFailure,
+}
+
+/// The operation a variant changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `record_call`.
+    Record,
+    /// `usage` / `can_call`.
+    Read,
+    /// `sync`.
+    Sync,
+    /// `reload`.
+    Reload,
 }
 
 impl Variant {
     /// Every variant, the fixed one first.
-    pub const ALL: &'static [Variant] = &[Variant::Fixed, Variant::UnlockedRmw, Variant::SplitLock];
+    pub const ALL: &'static [Variant] = &[
+        Variant::Fixed,
+        Variant::UnlockedRmw,
+        Variant::SplitLock,
+        Variant::ReentrantDeadlock,
+        Variant::TornRead,
+        Variant::IoUnderLock,
+        Variant::StaleSnapshotSync,
+        Variant::LostOnSyncFailure,
+        Variant::DoubleCountOnMiss,
+        Variant::ResetOnLoadFailure,
+    ];
 
     /// The id used on the command line and in reports.
     pub fn id(self) -> &'static str {
@@ -40,6 +90,13 @@ impl Variant {
             Variant::Fixed => "fixed",
             Variant::UnlockedRmw => "unlocked-rmw",
             Variant::SplitLock => "split-lock",
+            Variant::ReentrantDeadlock => "reentrant-deadlock",
+            Variant::TornRead => "torn-read",
+            Variant::IoUnderLock => "io-under-lock",
+            Variant::StaleSnapshotSync => "stale-snapshot-sync",
+            Variant::LostOnSyncFailure => "lost-on-sync-failure",
+            Variant::DoubleCountOnMiss => "double-count-on-miss",
+            Variant::ResetOnLoadFailure => "reset-on-load-failure",
         }
     }
 
@@ -49,7 +106,41 @@ impl Variant {
             Variant::Fixed => "one critical section over get, modify and set",
             Variant::UnlockedRmw => "get, modify, set back field by field with no lock across",
             Variant::SplitLock => "lock for the get, lock again for the set, released between",
+            Variant::ReentrantDeadlock => "a helper re-acquires the lock its caller holds",
+            Variant::TornRead => "used and remaining read in two critical sections",
+            Variant::IoUnderLock => "the store write runs while the cache lock is held",
+            Variant::StaleSnapshotSync => "writes a copy of pending, then clears pending",
+            Variant::LostOnSyncFailure => "a failed write drops its deltas",
+            Variant::DoubleCountOnMiss => "a miss adds to the store, reloads, then records again",
+            Variant::ResetOnLoadFailure => "a failed read installs an empty, loaded tracker",
         }
+    }
+
+    /// The operation the variant changes; the others behave as the fixed tracker's.
+    pub fn operation(self) -> Operation {
+        match self {
+            Variant::Fixed
+            | Variant::UnlockedRmw
+            | Variant::SplitLock
+            | Variant::ReentrantDeadlock
+            | Variant::DoubleCountOnMiss => Operation::Record,
+            Variant::TornRead => Operation::Read,
+            Variant::IoUnderLock | Variant::StaleSnapshotSync | Variant::LostOnSyncFailure => {
+                Operation::Sync
+            }
+            Variant::ResetOnLoadFailure => Operation::Reload,
+        }
+    }
+
+    /// Whether running it on real threads can hang the process (a real deadlock). Such a
+    /// variant only runs under a model checker, which reports the deadlock instead.
+    pub fn can_hang(self) -> bool {
+        self == Variant::ReentrantDeadlock
+    }
+
+    /// Whether the lost-update workload (concurrent `record_call` only, no store) shows it.
+    pub fn loses_in_repro(self) -> bool {
+        matches!(self, Variant::UnlockedRmw | Variant::SplitLock)
     }
 
     /// Whether this is a historical bug (everything but [`Variant::Fixed`]).
@@ -84,9 +175,34 @@ impl FromStr for Variant {
     }
 }
 
+static TRACER: OnceLock<fn(fmt::Arguments<'_>)> = OnceLock::new();
+
+/// Installs a function that receives each step of the historical variants ("reads
+/// tiingo.used=5", "writes ..."), so a model checker can print a counterexample as an
+/// interleaving. Can be set once per process; returns false if one was already set.
+pub fn set_tracer(tracer: fn(fmt::Arguments<'_>)) -> bool {
+    TRACER.set(tracer).is_ok()
+}
+
+fn step(args: fmt::Arguments<'_>) {
+    if let Some(tracer) = TRACER.get() {
+        tracer(args);
+    }
+}
+
+/// `name.used=N, ...` for every service of `state`.
+fn describe(state: &QuotaState) -> String {
+    let mut parts = Vec::with_capacity(state.config().len());
+    for (index, name) in state.config().names().enumerate() {
+        parts.push(format!("{name}.used={}", state.counter(index).used));
+    }
+    parts.join(", ")
+}
+
 impl<B: Backend> Tracker<B> {
-    /// Records `count` calls to `service` the way `variant` does. Historical variants do not
-    /// schedule syncs: they exist to show the read-modify-write losing updates.
+    /// Records `count` calls to `service` the way `variant` does. Variants that change
+    /// another operation record like the fixed tracker. Historical record variants do not
+    /// schedule syncs: they exist to show the read-modify-write failing.
     pub fn record_call_as(
         &self,
         variant: Variant,
@@ -94,14 +210,15 @@ impl<B: Backend> Tracker<B> {
         count: u64,
     ) -> Result<Recorded, QuotaError> {
         let outcome = match variant {
-            Variant::Fixed => return self.record_call(service, count),
             Variant::SplitLock => {
                 let now = self.now();
                 // get_tracker(): a copy, under the lock.
                 let mut snapshot = self.with_state(|state| state.clone());
+                step(format_args!("get: reads {}", describe(&snapshot)));
                 // tracker.record_call(): on the copy, lock released.
                 let outcome = snapshot.record(service, count, now)?;
                 // set_cached_tracker(): the copy replaces whatever is there now.
+                step(format_args!("set: writes {}", describe(&snapshot)));
                 self.with_state(|state| *state = snapshot);
                 outcome
             }
@@ -112,6 +229,24 @@ impl<B: Backend> Tracker<B> {
                 self.write_field_by_field(&snapshot);
                 outcome
             }
+            Variant::ReentrantDeadlock => {
+                return self.with_cache(|cache| {
+                    let outcome = cache.state.record(service, count, self.now())?;
+                    step(format_args!(
+                        "holds the cache lock, calls a helper that locks it"
+                    ));
+                    // The helper takes the lock its caller holds: a non-reentrant lock never
+                    // grants it.
+                    let usage = self.usage(service)?;
+                    Ok(Recorded {
+                        usage,
+                        crossed_critical: outcome.crossed_critical,
+                        sync_due: false,
+                        reload_due: false,
+                    })
+                });
+            }
+            _ => return self.record_call(service, count),
         };
         Ok(Recorded {
             usage: outcome.usage,
@@ -121,12 +256,34 @@ impl<B: Backend> Tracker<B> {
         })
     }
 
+    /// Reads the usage of `service` the way `variant` does.
+    pub fn usage_as(&self, variant: Variant, service: ServiceId) -> Result<Usage, QuotaError> {
+        if variant != Variant::TornRead {
+            return self.usage(service);
+        }
+        let first = self.with_state(|state| state.usage(service))?;
+        step(format_args!("reads used={}", first.used()));
+        let second = self.with_state(|state| state.usage(service))?;
+        step(format_args!("reads remaining={}", second.remaining()));
+        Ok(Usage::torn(
+            service,
+            first.limit(),
+            first.used(),
+            second.remaining(),
+        ))
+    }
+
     /// A snapshot assembled from one access per field, nothing held across them.
     fn read_field_by_field(&self) -> QuotaState {
         let (config, day) = self.with_state(|s| (std::sync::Arc::clone(s.config()), s.day()));
         let mut snapshot = QuotaState::new(config, day);
         for index in 0..snapshot.config().len() {
             let counter = self.with_state(|s| s.counter(index));
+            step(format_args!(
+                "reads {}.used={}",
+                snapshot.config().services()[index].name(),
+                counter.used
+            ));
             snapshot.set_counter(index, counter);
         }
         let total = self.with_state(|s| s.total_api_calls_today());
@@ -138,10 +295,166 @@ impl<B: Backend> Tracker<B> {
     fn write_field_by_field(&self, snapshot: &QuotaState) {
         for index in 0..snapshot.config().len() {
             let counter = snapshot.counter(index);
+            step(format_args!(
+                "writes {}.used={}",
+                snapshot.config().services()[index].name(),
+                counter.used
+            ));
             self.with_state(|s| s.set_counter(index, counter));
         }
         let total = snapshot.total_api_calls_today();
         self.with_state(|s| s.set_total(total));
+    }
+}
+
+impl<S: Store, B: Backend> SyncedTracker<S, B> {
+    /// Records like `variant`: [`Variant::DoubleCountOnMiss`] here, the record variants of
+    /// [`Tracker::record_call_as`] otherwise (without syncing).
+    pub fn record_call_as(
+        &self,
+        variant: Variant,
+        service: ServiceId,
+        count: u64,
+    ) -> Result<Recorded, QuotaError> {
+        if variant != Variant::DoubleCountOnMiss {
+            return match variant.operation() {
+                Operation::Record if variant.is_buggy() => {
+                    self.tracker().record_call_as(variant, service, count)
+                }
+                _ => self.record_call(service, count),
+            };
+        }
+        let tracker = self.tracker();
+        let missed = tracker.with_cache(|cache| cache.book.last_load_attempt.is_none());
+        if missed {
+            // The original's miss path: increment the store item, then load the cache from it.
+            let (instance, config) = tracker.batch_parts();
+            let mut deltas = vec![0; config.len()];
+            if let Some(slot) = deltas.get_mut(service.index()) {
+                *slot = count;
+            }
+            let day = tracker.with_state(|s| s.day());
+            let batch = tracker.with_cache(|cache| {
+                cache.book.new_batch(
+                    instance,
+                    config,
+                    vec![crate::batch::DayDeltas { day, deltas }],
+                )
+            });
+            step(format_args!("miss: adds {count} to the store"));
+            if self.store().apply_batch(&batch).is_ok() {
+                step(format_args!("miss: reloads the cache from the store"));
+                self.reload();
+            }
+        }
+        // ...then records the call locally as well, pending a second sync of the same call.
+        step(format_args!("records {count} locally"));
+        tracker.record_call(service, count)
+    }
+
+    /// Syncs the way `variant` does ([`Variant::IoUnderLock`], [`Variant::StaleSnapshotSync`],
+    /// [`Variant::LostOnSyncFailure`]); like [`SyncedTracker::sync`] otherwise.
+    pub fn sync_as(&self, variant: Variant) -> SyncReport {
+        let tracker = self.tracker();
+        let (instance, config) = tracker.batch_parts();
+        match variant {
+            Variant::IoUnderLock => tracker.with_cache(|cache| {
+                let days = cache.state.take_pending();
+                if days.is_empty() {
+                    return SyncReport::NothingPending;
+                }
+                let batch = cache.book.new_batch(instance, config, days);
+                step(format_args!(
+                    "writes batch {} holding the cache lock",
+                    batch.seq
+                ));
+                match self.store().apply_batch(&batch) {
+                    Ok(_) => SyncReport::Applied {
+                        seq: batch.seq,
+                        calls: batch.total(),
+                    },
+                    Err(error) => {
+                        cache.state.restore_pending(&batch.days);
+                        SyncReport::Failed(error)
+                    }
+                }
+            }),
+            Variant::StaleSnapshotSync => {
+                let batch = tracker.with_cache(|cache| {
+                    let days = cache.state.clone().take_pending();
+                    (!days.is_empty()).then(|| cache.book.new_batch(instance, config, days))
+                });
+                let Some(batch) = batch else {
+                    return SyncReport::NothingPending;
+                };
+                step(format_args!("copies pending: {} calls", batch.total()));
+                match self.store().apply_batch(&batch) {
+                    Ok(_) => {
+                        let cleared = tracker.with_state(|s| {
+                            let taken = s.take_pending();
+                            taken
+                                .iter()
+                                .map(crate::batch::DayDeltas::total)
+                                .sum::<u64>()
+                        });
+                        step(format_args!(
+                            "wrote the copy; clears pending: {cleared} calls"
+                        ));
+                        SyncReport::Applied {
+                            seq: batch.seq,
+                            calls: batch.total(),
+                        }
+                    }
+                    Err(error) => SyncReport::Failed(error),
+                }
+            }
+            Variant::LostOnSyncFailure => {
+                let Ok(batch) = tracker.begin_sync() else {
+                    return self.sync();
+                };
+                let (seq, calls) = (batch.seq, batch.total());
+                match self.store().apply_batch(&batch) {
+                    Ok(fresh) => {
+                        tracker.finish_sync(batch, SyncOutcome::Applied { fresh });
+                        SyncReport::Applied { seq, calls }
+                    }
+                    Err(error) => {
+                        step(format_args!("write of {calls} calls failed; drops them"));
+                        tracker.finish_sync(batch, SyncOutcome::Applied { fresh: None });
+                        SyncReport::Failed(error)
+                    }
+                }
+            }
+            _ => self.sync(),
+        }
+    }
+
+    /// Reloads the way `variant` does ([`Variant::ResetOnLoadFailure`]); like
+    /// [`SyncedTracker::reload`] otherwise.
+    pub fn reload_as(&self, variant: Variant) -> ReloadReport {
+        if variant != Variant::ResetOnLoadFailure {
+            return self.reload();
+        }
+        let tracker = self.tracker();
+        let Ok(ticket) = tracker.begin_reload() else {
+            return ReloadReport::InFlight;
+        };
+        match self.store().load_day(ticket.day()) {
+            Ok(stored) => {
+                tracker.finish_reload(ticket, ReloadOutcome::Loaded(stored));
+                ReloadReport::Loaded
+            }
+            Err(error) => {
+                step(format_args!("read failed; installs an empty tracker"));
+                tracker.with_cache(|cache| {
+                    let fresh =
+                        QuotaState::new(std::sync::Arc::clone(cache.state.config()), ticket.day());
+                    cache.state = fresh;
+                    cache.book.busy = Busy::Idle;
+                });
+                ReloadReport::Failed(error)
+            }
+        }
     }
 }
 
@@ -155,9 +468,10 @@ mod tests {
             assert_eq!(v.id().parse::<Variant>(), Ok(*v));
         }
         let err = "rlock".parse::<Variant>().expect_err("unknown");
-        assert_eq!(
-            err.to_string(),
-            "unknown variant \"rlock\": expected one of fixed, unlocked-rmw, split-lock"
+        assert!(
+            err.to_string()
+                .starts_with("unknown variant \"rlock\": expected one of fixed, unlocked-rmw"),
+            "{err}"
         );
     }
 }

@@ -78,16 +78,36 @@ fn seed(input: &str) -> Result<u64, String> {
         .map_err(|_| format!("expected a whole number from 0 to {}", u64::MAX))
 }
 
+/// The variants this workload can show: the fix and the read-modify-write losses.
+fn repro_variants() -> Vec<Variant> {
+    Variant::ALL
+        .iter()
+        .copied()
+        .filter(|v| !v.is_buggy() || v.loses_in_repro())
+        .collect()
+}
+
 fn parse_variant(input: &str) -> Result<Variant, String> {
-    input
+    let variant: Variant = input
         .parse()
-        .map_err(|e: quota_tracker::zoo::ParseVariantError| e.to_string())
+        .map_err(|e: quota_tracker::zoo::ParseVariantError| e.to_string())?;
+    let usable = repro_variants();
+    if usable.contains(&variant) {
+        return Ok(variant);
+    }
+    let ids: Vec<&str> = usable.iter().map(|v| v.id()).collect();
+    Err(format!(
+        "variant {variant} ({}) does not lose updates in this workload, which only records \
+         calls concurrently; the loom models check it (scripts/loom). Expected one of {}",
+        variant.description(),
+        ids.join(", ")
+    ))
 }
 
 /// Runs the command and returns its exit code.
 pub fn run(args: &Args) -> ExitCode {
     let variants = if args.variants.is_empty() {
-        Variant::ALL.to_vec()
+        repro_variants()
     } else {
         dedup(&args.variants)
     };

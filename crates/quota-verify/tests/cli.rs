@@ -125,6 +125,10 @@ fn invalid_arguments_are_explained_with_a_nonzero_exit() {
             &["repro", "--variant", "rlock"][..],
             "expected one of fixed, unlocked-rmw, split-lock",
         ),
+        (
+            &["repro", "--variant", "reentrant-deadlock"][..],
+            "the loom models check it (scripts/loom). Expected one of fixed, unlocked-rmw, split-lock",
+        ),
         (&["repro", "--threads", "0"][..], "--threads"),
         (&["repro", "--calls", "-5"][..], "--calls"),
         (&["repro", "--trials", "many"][..], "--trials"),

@@ -90,6 +90,8 @@ struct MemoryData {
     /// Highest batch sequence applied per instance: a retry at or below it is a duplicate.
     applied: HashMap<Arc<str>, u64>,
     faults: Faults,
+    /// Writes in progress per instance, where the build checks invariants (see `sync`).
+    in_flight: HashMap<Arc<str>, u32>,
     writes: u64,
     duplicates: u64,
 }
@@ -164,6 +166,34 @@ impl<B: Backend> Store for MemoryStore<B> {
 
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         assert_cache_lock_not_held::<B>("MemoryStore::apply_batch");
+        // Where invariants are checked, a write is three steps (enter, apply, leave), so a
+        // model checker can interleave a second write of the same instance and see it.
+        let checking = B::cache_locks_held().is_some();
+        if checking {
+            self.enter_write(&batch.instance);
+        }
+        let result = self.apply_now(batch);
+        if checking && let Some(n) = self.data.lock().in_flight.get_mut(&batch.instance) {
+            *n = n.saturating_sub(1);
+        }
+        result
+    }
+}
+
+impl<B: Backend> MemoryStore<B> {
+    fn enter_write(&self, instance: &Arc<str>) {
+        let mut data = self.data.lock();
+        let n = data.in_flight.entry(Arc::clone(instance)).or_default();
+        *n += 1;
+        if *n > 1 {
+            panic!(
+                "invariant violated: at most one sync in flight per instance \
+                 ({n} writes of instance {instance} at once)"
+            );
+        }
+    }
+
+    fn apply_now(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         let mut data = self.data.lock();
         if data.faults.fail_writes > 0 {
             data.faults.fail_writes -= 1;

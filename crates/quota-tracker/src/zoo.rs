@@ -213,13 +213,17 @@ impl<B: Backend> Tracker<B> {
             Variant::SplitLock => {
                 let now = self.now();
                 // get_tracker(): a copy, under the lock.
-                let mut snapshot = self.with_state(|state| state.clone());
-                step(format_args!("get: reads {}", describe(&snapshot)));
+                let mut snapshot = self.with_state(|state| {
+                    step(format_args!("get: reads {}", describe(state)));
+                    state.clone()
+                });
                 // tracker.record_call(): on the copy, lock released.
                 let outcome = snapshot.record(service, count, now)?;
                 // set_cached_tracker(): the copy replaces whatever is there now.
-                step(format_args!("set: writes {}", describe(&snapshot)));
-                self.with_state(|state| *state = snapshot);
+                self.with_state(|state| {
+                    step(format_args!("set: writes {}", describe(&snapshot)));
+                    *state = snapshot;
+                });
                 outcome
             }
             Variant::UnlockedRmw => {
@@ -261,10 +265,20 @@ impl<B: Backend> Tracker<B> {
         if variant != Variant::TornRead {
             return self.usage(service);
         }
-        let first = self.with_state(|state| state.usage(service))?;
-        step(format_args!("reads used={}", first.used()));
-        let second = self.with_state(|state| state.usage(service))?;
-        step(format_args!("reads remaining={}", second.remaining()));
+        let first = self.with_state(|state| {
+            let usage = state.usage(service);
+            if let Ok(u) = &usage {
+                step(format_args!("reads used={}", u.used()));
+            }
+            usage
+        })?;
+        let second = self.with_state(|state| {
+            let usage = state.usage(service);
+            if let Ok(u) = &usage {
+                step(format_args!("reads remaining={}", u.remaining()));
+            }
+            usage
+        })?;
         Ok(Usage::torn(
             service,
             first.limit(),
@@ -278,15 +292,21 @@ impl<B: Backend> Tracker<B> {
         let (config, day) = self.with_state(|s| (std::sync::Arc::clone(s.config()), s.day()));
         let mut snapshot = QuotaState::new(config, day);
         for index in 0..snapshot.config().len() {
-            let counter = self.with_state(|s| s.counter(index));
-            step(format_args!(
-                "reads {}.used={}",
-                snapshot.config().services()[index].name(),
-                counter.used
-            ));
+            let counter = self.with_state(|s| {
+                let counter = s.counter(index);
+                step(format_args!(
+                    "reads {}.used={}",
+                    s.config().services()[index].name(),
+                    counter.used
+                ));
+                counter
+            });
             snapshot.set_counter(index, counter);
         }
-        let total = self.with_state(|s| s.total_api_calls_today());
+        let total = self.with_state(|s| {
+            step(format_args!("reads total={}", s.total_api_calls_today()));
+            s.total_api_calls_today()
+        });
         snapshot.set_total(total);
         snapshot
     }
@@ -295,15 +315,20 @@ impl<B: Backend> Tracker<B> {
     fn write_field_by_field(&self, snapshot: &QuotaState) {
         for index in 0..snapshot.config().len() {
             let counter = snapshot.counter(index);
-            step(format_args!(
-                "writes {}.used={}",
-                snapshot.config().services()[index].name(),
-                counter.used
-            ));
-            self.with_state(|s| s.set_counter(index, counter));
+            self.with_state(|s| {
+                step(format_args!(
+                    "writes {}.used={}",
+                    s.config().services()[index].name(),
+                    counter.used
+                ));
+                s.set_counter(index, counter);
+            });
         }
         let total = snapshot.total_api_calls_today();
-        self.with_state(|s| s.set_total(total));
+        self.with_state(|s| {
+            step(format_args!("writes total={total}"));
+            s.set_total(total);
+        });
     }
 }
 
@@ -382,24 +407,23 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
             Variant::StaleSnapshotSync => {
                 let batch = tracker.with_cache(|cache| {
                     let days = cache.state.clone().take_pending();
+                    let calls: u64 = days.iter().map(crate::batch::DayDeltas::total).sum();
+                    step(format_args!("copies pending: {calls} calls"));
                     (!days.is_empty()).then(|| cache.book.new_batch(instance, config, days))
                 });
                 let Some(batch) = batch else {
                     return SyncReport::NothingPending;
                 };
-                step(format_args!("copies pending: {} calls", batch.total()));
                 match self.store().apply_batch(&batch) {
                     Ok(_) => {
-                        let cleared = tracker.with_state(|s| {
+                        tracker.with_state(|s| {
                             let taken = s.take_pending();
-                            taken
-                                .iter()
-                                .map(crate::batch::DayDeltas::total)
-                                .sum::<u64>()
+                            let cleared: u64 =
+                                taken.iter().map(crate::batch::DayDeltas::total).sum();
+                            step(format_args!(
+                                "wrote the copy; clears pending: {cleared} calls"
+                            ));
                         });
-                        step(format_args!(
-                            "wrote the copy; clears pending: {cleared} calls"
-                        ));
                         SyncReport::Applied {
                             seq: batch.seq,
                             calls: batch.total(),

@@ -124,6 +124,19 @@ struct Run {
     failure: Option<(String, Vec<String>)>,
 }
 
+/// `QUOTA_LOOM_MAX_PREEMPTIONS=N` runs every model with bound N instead of its own (for
+/// experiments: how shallow is each bug, how much does a bound cost). Reports say which
+/// bound ran.
+fn effective(bound: Bound) -> Bound {
+    match std::env::var("QUOTA_LOOM_MAX_PREEMPTIONS") {
+        Ok(value) => match value.parse() {
+            Ok(n) => Bound::Preemptions(n),
+            Err(_) => panic!("QUOTA_LOOM_MAX_PREEMPTIONS={value:?}: expected a whole number"),
+        },
+        Err(_) => bound,
+    }
+}
+
 fn run(bound: Bound, model: impl Fn() + Sync + Send + 'static) -> Run {
     install_quiet_hook();
     let executions = Arc::new(AtomicU64::new(0));
@@ -168,7 +181,8 @@ fn counterexample(message: &str, events: &[String]) -> String {
 
 /// Runs a model that must keep its invariants in every execution; panics (failing the test)
 /// with the failing interleaving otherwise.
-pub fn prove(model: Model, body: impl Fn() + Sync + Send + 'static) -> ModelReport {
+pub fn prove(mut model: Model, body: impl Fn() + Sync + Send + 'static) -> ModelReport {
+    model.bound = effective(model.bound);
     let run = run(model.bound, body);
     let report = ModelReport {
         name: model.name,
@@ -204,10 +218,11 @@ pub fn prove(model: Model, body: impl Fn() + Sync + Send + 'static) -> ModelRepo
 /// the one `reason` names. Panics (failing the test) if loom finds nothing, or a failure for
 /// another reason: either means the harness does not catch this bug.
 pub fn expect_caught(
-    model: Model,
+    mut model: Model,
     reason: Reason,
     body: impl Fn() + Sync + Send + 'static,
 ) -> ModelReport {
+    model.bound = effective(model.bound);
     EXPECTING_FAILURE.with(|f| f.set(true));
     let run = run(model.bound, body);
     EXPECTING_FAILURE.with(|f| f.set(false));

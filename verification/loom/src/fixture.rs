@@ -36,15 +36,22 @@ pub fn day() -> UtcDay {
 /// A tracker named `instance`. Syncs and reloads never fall due by themselves (the clock
 /// stands still): the models call them explicitly, so loom explores where they interleave.
 pub fn tracker(instance: &str) -> LoomTracker {
-    let clock = Arc::new(ManualClock::new(Timestamp(
-        day().start().0 + 12 * 3_600_000,
-    )));
+    tracker_with(instance, i64::MAX)
+}
+
+/// A tracker whose syncs fall due every `sync_interval_ms` (0: after every call).
+pub fn tracker_with(instance: &str, sync_interval_ms: i64) -> LoomTracker {
+    let noon = Timestamp(day().start().0 + 12 * 3_600_000);
     let options = TrackerOptions {
         instance: instance.into(),
-        sync_interval_ms: i64::MAX,
+        sync_interval_ms,
         reload_interval_ms: i64::MAX,
     };
-    Tracker::new_in(QuotaConfig::default(), clock, options)
+    Tracker::new_in(
+        QuotaConfig::default(),
+        Arc::new(ManualClock::new(noon)),
+        options,
+    )
 }
 
 /// A tracker named `instance` wired to `store`.
@@ -196,6 +203,17 @@ pub fn sync(synced: &LoomSynced, variant: Variant) -> SyncReport {
     report
 }
 
+/// Disarms faults and syncs until nothing is pending (a quiet point with nothing in doubt).
+pub fn flush(store: &LoomStore, instance: &LoomSynced) {
+    store.inject(Faults::default());
+    for _ in 0..4 {
+        if let SyncReport::NothingPending = sync(instance, Variant::Fixed) {
+            return;
+        }
+    }
+    panic!("flush: still pending after 4 syncs with a healthy store");
+}
+
 /// A thread that makes the store fail from some point on; where that point falls relative
 /// to the other threads is up to loom, so both outcomes of each store call get explored.
 pub fn inject_later(store: &Arc<LoomStore>, faults: Faults) -> loom::thread::JoinHandle<()> {
@@ -267,6 +285,9 @@ pub struct Scenario {
     pub reloaders: usize,
     /// Faults armed by a separate thread at a point loom chooses.
     pub faults: Option<Faults>,
+    /// After the threads: disarm faults and sync (the fixed way) until nothing is pending,
+    /// so a batch left in doubt is resolved before conservation is checked.
+    pub flush: bool,
 }
 
 impl Scenario {
@@ -279,6 +300,7 @@ impl Scenario {
             syncs_each: 1,
             reloaders: 0,
             faults: None,
+            flush: false,
         }
     }
 
@@ -318,6 +340,9 @@ impl Scenario {
             }
             for handle in handles {
                 handle.join().expect("model thread finished");
+            }
+            if self.flush {
+                flush(&store, &instance);
             }
             check_conservation(&store, &[&instance], &ledger);
         }

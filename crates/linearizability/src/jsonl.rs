@@ -34,6 +34,46 @@ pub trait JsonModel: Model {
         invoke: &Value,
         completion: Completion<'_>,
     ) -> Result<(Self::Input, Outcome<Self::Output>), String>;
+
+    /// The events of an operation: `(f, key, invocation value, completion value)`, so that
+    /// `parse` reads back what [`write`] wrote.
+    fn encode(
+        &self,
+        input: &Self::Input,
+        outcome: &Outcome<Self::Output>,
+    ) -> (String, Option<String>, Value, Value);
+}
+
+/// Writes `history` as JSON Lines: every invocation and completion, in time order
+/// (invocations first at equal times; unknown outcomes get no completion line).
+pub fn write<M: JsonModel>(model: &M, history: &[Operation<M::Input, M::Output>]) -> String {
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(history.len() * 2);
+    for (i, op) in history.iter().enumerate() {
+        events.push((op.call, 0, i));
+        if let Some(ret) = op.ret {
+            events.push((ret, 1, i));
+        }
+    }
+    events.sort_unstable();
+    let mut out = String::new();
+    for (_, kind, i) in events {
+        let op = &history[i];
+        let (f, key, invoke, done) = model.encode(&op.input, &op.outcome);
+        let (kind, value) = match (kind, &op.outcome) {
+            (0, _) => ("invoke", invoke),
+            (_, Outcome::Ok(_)) => ("ok", done),
+            (_, Outcome::Fail) => ("fail", done),
+            (_, Outcome::Info) => ("info", done),
+        };
+        let mut line =
+            serde_json::json!({"process": op.process, "type": kind, "f": f, "value": value});
+        if let Some(key) = key {
+            line["key"] = Value::String(key);
+        }
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out
 }
 
 /// An unusable history: where, and what was wrong.

@@ -1,11 +1,13 @@
 //! `quota-verify`: the command line of the quota-verify harness.
 //!
-//! Exit codes are part of the interface (see `--help`): scripts and CI depend on them.
+//! Exit codes are part of the interface (see each command's `--help`): scripts and CI
+//! depend on them.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod check_history;
 mod repro;
 
 /// Verification harness for a quota tracker that must not lose updates.
@@ -19,11 +21,25 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Repro(repro::Args),
+    CheckHistory(check_history::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            if !error.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            // check-history reserves 2 for "unknown": its unusable arguments exit 3, like
+            // an unusable file. Everywhere else invalid arguments exit 2.
+            let checking = std::env::args().nth(1).as_deref() == Some("check-history");
+            return ExitCode::from(if checking { check_history::UNUSABLE } else { 2 });
+        }
+    };
     match cli.command {
         Command::Repro(args) => repro::run(&args),
+        Command::CheckHistory(args) => check_history::run(&args),
     }
 }

@@ -68,9 +68,36 @@ impl Model for CasRegister {
             CasOp::Cas(from, to) => format!("cas({from}, {to}){result}"),
         }
     }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        super::register::describe_value(state)
+    }
 }
 
 impl JsonModel for CasRegister {
+    fn encode(
+        &self,
+        input: &CasOp,
+        outcome: &Outcome<Option<i64>>,
+    ) -> (String, Option<String>, Value, Value) {
+        match (input, outcome) {
+            (CasOp::Read, Outcome::Ok(v)) => (
+                "read".into(),
+                None,
+                Value::Null,
+                v.map_or(Value::Null, Value::from),
+            ),
+            (CasOp::Read, _) => ("read".into(), None, Value::Null, Value::Null),
+            (CasOp::Write(v), _) => ("write".into(), None, Value::from(*v), Value::from(*v)),
+            (CasOp::Cas(a, b), _) => (
+                "cas".into(),
+                None,
+                serde_json::json!([a, b]),
+                serde_json::json!([a, b]),
+            ),
+        }
+    }
+
     fn parse(
         &self,
         f: &str,

@@ -65,6 +65,10 @@ impl Model for Kv {
             KvOp::Append(k, v) => format!("append({k:?}, {v:?}){result}"),
         }
     }
+
+    fn describe_state(&self, state: &String) -> String {
+        format!("value={state:?}")
+    }
 }
 
 fn string(value: &Value, what: &str) -> Result<String, String> {
@@ -77,6 +81,34 @@ fn string(value: &Value, what: &str) -> Result<String, String> {
 }
 
 impl JsonModel for Kv {
+    fn encode(
+        &self,
+        input: &KvOp,
+        outcome: &Outcome<String>,
+    ) -> (String, Option<String>, Value, Value) {
+        match (input, outcome) {
+            (KvOp::Get(k), Outcome::Ok(v)) => (
+                "get".into(),
+                Some(k.clone()),
+                Value::Null,
+                Value::from(v.clone()),
+            ),
+            (KvOp::Get(k), _) => ("get".into(), Some(k.clone()), Value::Null, Value::Null),
+            (KvOp::Put(k, v), _) => (
+                "put".into(),
+                Some(k.clone()),
+                Value::from(v.clone()),
+                Value::from(v.clone()),
+            ),
+            (KvOp::Append(k, v), _) => (
+                "append".into(),
+                Some(k.clone()),
+                Value::from(v.clone()),
+                Value::from(v.clone()),
+            ),
+        }
+    }
+
     fn parse(
         &self,
         f: &str,

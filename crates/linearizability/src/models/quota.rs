@@ -168,6 +168,39 @@ impl Model for Quota {
 }
 
 impl JsonModel for Quota {
+    fn encode(
+        &self,
+        input: &QuotaOp,
+        outcome: &Outcome<QuotaOutput>,
+    ) -> (String, Option<String>, Value, Value) {
+        let done = match outcome {
+            Outcome::Ok(QuotaOutput::Recorded(after)) => after.map_or(Value::Null, Value::from),
+            Outcome::Ok(QuotaOutput::Usage {
+                used,
+                remaining: Some(r),
+            }) => serde_json::json!([used, r]),
+            Outcome::Ok(QuotaOutput::Usage {
+                used,
+                remaining: None,
+            }) => Value::from(*used),
+            Outcome::Ok(QuotaOutput::CanCall(b)) => Value::from(*b),
+            _ => Value::Null,
+        };
+        match input {
+            QuotaOp::Record { service, count } => (
+                "record".into(),
+                Some(service.clone()),
+                Value::from(*count),
+                done,
+            ),
+            QuotaOp::Read { service } => ("read".into(), Some(service.clone()), Value::Null, done),
+            QuotaOp::CanCall { service } => {
+                ("can-call".into(), Some(service.clone()), Value::Null, done)
+            }
+            QuotaOp::Sync { service } => ("sync".into(), service.clone(), Value::Null, Value::Null),
+        }
+    }
+
     fn parse(
         &self,
         f: &str,

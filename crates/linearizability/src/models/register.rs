@@ -45,6 +45,10 @@ impl Model for Register {
     fn describe(&self, input: &RegisterOp, outcome: &Outcome<Option<i64>>) -> String {
         describe(input, outcome)
     }
+
+    fn describe_state(&self, state: &Option<i64>) -> String {
+        describe_value(state)
+    }
 }
 
 fn describe(input: &RegisterOp, outcome: &Outcome<Option<i64>>) -> String {
@@ -59,6 +63,11 @@ fn describe(input: &RegisterOp, outcome: &Outcome<Option<i64>>) -> String {
     }
 }
 
+/// A register's value as reports show it.
+pub(crate) fn describe_value(state: &Option<i64>) -> String {
+    state.map_or_else(|| "value=null".to_owned(), |v| format!("value={v}"))
+}
+
 /// A read's value: an integer or null.
 pub(crate) fn read_value(value: &Value) -> Result<Option<i64>, String> {
     match value {
@@ -68,6 +77,23 @@ pub(crate) fn read_value(value: &Value) -> Result<Option<i64>, String> {
 }
 
 impl JsonModel for Register {
+    fn encode(
+        &self,
+        input: &RegisterOp,
+        outcome: &Outcome<Option<i64>>,
+    ) -> (String, Option<String>, Value, Value) {
+        match (input, outcome) {
+            (RegisterOp::Read, Outcome::Ok(v)) => (
+                "read".into(),
+                None,
+                Value::Null,
+                v.map_or(Value::Null, Value::from),
+            ),
+            (RegisterOp::Read, _) => ("read".into(), None, Value::Null, Value::Null),
+            (RegisterOp::Write(v), _) => ("write".into(), None, Value::from(*v), Value::from(*v)),
+        }
+    }
+
     fn parse(
         &self,
         f: &str,

@@ -354,7 +354,11 @@ fn search<M: Model>(
         } else {
             // A return: its operation was not linearized in time. Backtrack.
             let k = entry / 2;
-            if stack.len() == best_depth {
+            // At the deepest point reached (by this or another branch), report this prefix
+            // and the operation that could not follow it, as a pair.
+            if stack.len() >= best_depth {
+                best_depth = stack.len();
+                best_node = stack.last().map_or(NONE, |f| f.node);
                 stuck = Some(k);
             }
             let Some(mut frame) = stack.pop() else {

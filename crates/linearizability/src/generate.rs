@@ -7,7 +7,7 @@
 //! it not linearizable.
 
 use crate::history::{Operation, Outcome};
-use crate::models::{KvOp, RegisterOp};
+use crate::models::{CasOp, KvOp, RegisterOp};
 
 /// A small deterministic generator (xorshift*).
 #[derive(Debug, Clone)]
@@ -122,6 +122,80 @@ pub fn register_history(
         outputs[i] = Some(-1);
     }
     build(&slots, inputs, outputs)
+}
+
+/// A compare-and-set register history in the shape of Jepsen's etcd tests: reads, writes
+/// and compare-and-sets of small values over `processes` clients; one operation in
+/// `info_every` ends with an unknown outcome (it took effect or not, at random), and
+/// compare-and-sets whose comparison did not match end as `fail`.
+pub fn cas_register_history(
+    seed: u64,
+    ops: usize,
+    processes: usize,
+    info_every: u64,
+    corrupt: bool,
+) -> Vec<Operation<CasOp, Option<i64>>> {
+    let mut rng = Rng::new(seed);
+    let slots = schedule(&mut rng, ops, processes);
+    let inputs: Vec<CasOp> = (0..ops)
+        .map(|_| match rng.below(3) {
+            0 => CasOp::Read,
+            1 => CasOp::Write(rng.below(5) as i64),
+            _ => CasOp::Cas(rng.below(5) as i64, rng.below(5) as i64),
+        })
+        .collect();
+    let unknown: Vec<bool> = (0..ops)
+        .map(|_| rng.below(info_every.max(1)) == 0)
+        .collect();
+    let took_effect: Vec<bool> = (0..ops).map(|_| rng.below(2) == 0).collect();
+    let mut order: Vec<usize> = (0..ops).collect();
+    order.sort_by_key(|&i| slots[i].3);
+    let mut value = None;
+    let mut outcomes: Vec<Outcome<Option<i64>>> = vec![Outcome::Ok(None); ops];
+    for i in order {
+        if unknown[i] {
+            outcomes[i] = Outcome::Info;
+            if !took_effect[i] {
+                continue;
+            }
+        }
+        let ok = match inputs[i] {
+            CasOp::Read => {
+                if !unknown[i] {
+                    outcomes[i] = Outcome::Ok(value);
+                }
+                true
+            }
+            CasOp::Write(v) => {
+                value = Some(v);
+                true
+            }
+            CasOp::Cas(from, to) => {
+                let matched = value == Some(from);
+                if matched {
+                    value = Some(to);
+                }
+                matched
+            }
+        };
+        if !ok && !unknown[i] {
+            outcomes[i] = Outcome::Fail;
+        }
+    }
+    if corrupt
+        && let Some(i) = (ops / 2..ops)
+            .chain(0..ops / 2)
+            .find(|&i| inputs[i] == CasOp::Read && !unknown[i])
+    {
+        outcomes[i] = Outcome::Ok(Some(-1));
+    }
+    slots
+        .iter()
+        .zip(inputs.into_iter().zip(outcomes))
+        .map(|(&(process, call, ret, _), (input, outcome))| {
+            Operation::new(process, call, Some(ret), input, outcome)
+        })
+        .collect()
 }
 
 fn middle_read<I>(inputs: &[I], is_read: impl Fn(&I) -> bool) -> Option<usize> {

@@ -37,4 +37,4 @@ pub mod report;
 
 pub use checker::{CheckResult, PartitionResult, Verdict, check};
 pub use history::{Operation, Outcome};
-pub use model::{Model, Next};
+pub use model::{Model, Next, Unpartitioned};

@@ -69,3 +69,49 @@ pub trait Model: Sync {
         format!("{state:?}")
     }
 }
+
+/// A model checked as one whole, without partitions: its state is every key's state. For
+/// measuring what partitioning buys, and for checking that it changes no verdict.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unpartitioned<M>(pub M);
+
+impl<M: Model> Model for Unpartitioned<M> {
+    type State = Vec<(Option<String>, M::State)>;
+    type Input = M::Input;
+    type Output = M::Output;
+
+    fn init(&self) -> Self::State {
+        Vec::new()
+    }
+
+    fn step(
+        &self,
+        state: &Self::State,
+        input: &M::Input,
+        outcome: &Outcome<M::Output>,
+    ) -> Next<Self::State> {
+        let key = self.0.partition_key(input);
+        let position = state.binary_search_by(|(k, _)| k.cmp(&key));
+        let current = match position {
+            Ok(i) => state[i].1.clone(),
+            Err(_) => self.0.init(),
+        };
+        let with = |s: M::State| {
+            let mut next = state.clone();
+            match position {
+                Ok(i) => next[i].1 = s,
+                Err(i) => next.insert(i, (key.clone(), s)),
+            }
+            next
+        };
+        match self.0.step(&current, input, outcome) {
+            Next::Impossible => Next::Impossible,
+            Next::One(s) => Next::One(with(s)),
+            Next::Either(a, b) => Next::Either(with(a), with(b)),
+        }
+    }
+
+    fn describe(&self, input: &M::Input, outcome: &Outcome<M::Output>) -> String {
+        self.0.describe(input, outcome)
+    }
+}

@@ -2,8 +2,8 @@
 //! They exercise what small histories cannot (memo keys over many words, long searches,
 //! partitions in parallel).
 
-use linearizability::generate::{kv_history, register_history};
-use linearizability::models::{Kv, Register};
+use linearizability::generate::{cas_register_history, kv_history, register_history};
+use linearizability::models::{CasRegister, Kv, Register};
 use linearizability::{Verdict, check};
 
 #[test]
@@ -46,4 +46,26 @@ fn a_time_limit_yields_unknown_instead_of_hanging() {
     let bad = register_history(9, 20_000, 50, true);
     let result = check(&Register, &bad, Some(std::time::Duration::ZERO));
     assert_eq!(result.verdict, Verdict::Unknown);
+}
+
+#[test]
+fn generated_etcd_like_histories_with_unknown_outcomes_are_judged_right() {
+    for seed in 0..20 {
+        let clean = cas_register_history(seed, 500, 5, 50, false);
+        assert!(
+            clean.iter().any(|op| op.ret.is_none()),
+            "seed {seed}: no info operation"
+        );
+        assert_eq!(
+            check(&CasRegister, &clean, None).verdict,
+            Verdict::Linearizable,
+            "seed {seed}"
+        );
+        let bad = cas_register_history(seed, 500, 5, 50, true);
+        assert_eq!(
+            check(&CasRegister, &bad, None).verdict,
+            Verdict::NotLinearizable,
+            "seed {seed}"
+        );
+    }
 }

@@ -152,3 +152,139 @@ fn help_explains_the_exit_codes_and_the_original_bug() {
     assert!(text.contains("48"), "{text}");
     assert!(text.contains("--seed"), "{text}");
 }
+
+fn history_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-histories");
+    std::fs::create_dir_all(&dir).expect("writable");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writable");
+    path
+}
+
+const LOST_UPDATE: &str = r#"{"process": 0, "type": "invoke", "f": "record", "key": "tiingo", "value": 1}
+{"process": 1, "type": "invoke", "f": "record", "key": "tiingo", "value": 1}
+{"process": 0, "type": "ok", "f": "record", "key": "tiingo", "value": 1}
+{"process": 1, "type": "ok", "f": "record", "key": "tiingo", "value": 1}
+"#;
+
+#[test]
+fn check_history_exit_codes_follow_the_verdict() {
+    let good = history_file(
+        "good.jsonl",
+        r#"{"process": 0, "type": "invoke", "f": "record", "key": "tiingo", "value": 1}
+{"process": 1, "type": "invoke", "f": "read", "key": "tiingo"}
+{"process": 0, "type": "ok", "f": "record", "key": "tiingo", "value": 1}
+{"process": 1, "type": "ok", "f": "read", "key": "tiingo", "value": [1, 499]}
+"#,
+    );
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        good.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("linearizable"));
+
+    let bad = history_file("lost.jsonl", LOST_UPDATE);
+    let html = bad.with_extension("html");
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        bad.to_str().expect("utf-8"),
+        "--html",
+        html.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("partition \"tiingo\""), "{text}");
+    assert!(text.contains("Cannot be placed next"), "{text}");
+    let page = std::fs::read_to_string(&html).expect("HTML written");
+    assert!(
+        page.contains("class=\"op stuck"),
+        "the stuck operation is marked"
+    );
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no network fetches"
+    );
+}
+
+#[test]
+fn check_history_json_and_unknown() {
+    let bad = history_file("lost-json.jsonl", LOST_UPDATE);
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        bad.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["verdict"], "not-linearizable");
+    assert_eq!(v["operations"], 2);
+    assert_eq!(v["partitions"], 1);
+    assert!(v["elapsed_ms"].is_number());
+    assert_eq!(v["failing_partition"]["key"], "tiingo");
+    // A zero time limit decides nothing: exit 2, verdict unknown.
+    let many: String = (0..20_000)
+        .map(|i| {
+            format!(
+                "{{\"process\": {p}, \"type\": \"invoke\", \"f\": \"write\", \"value\": {i}}}\n{{\"process\": {p}, \"type\": \"ok\", \"f\": \"write\", \"value\": {i}}}\n",
+                p = i % 7
+            )
+        })
+        .collect();
+    let big = history_file("big.jsonl", &many);
+    let out = run(&[
+        "check-history",
+        "--model",
+        "register",
+        big.to_str().expect("utf-8"),
+        "--timeout",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(json(&out)["verdict"], "unknown");
+}
+
+#[test]
+fn check_history_unusable_input_exits_3_with_the_line() {
+    let broken = history_file(
+        "broken.jsonl",
+        "{\"process\": 0, \"type\": \"invoke\", \"f\": \"record\", \"key\": \"a\", \"value\": 1}\n{\"process\": 0, \"type\": \"done\", \"f\": \"record\"}\n",
+    );
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        broken.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("line 2: \"type\" must be one of invoke, ok, fail, info"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        "/nonexistent/history.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("cannot read /nonexistent/history.jsonl"));
+    let out = run(&["check-history", "--model", "bank", "x.jsonl"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "bad arguments are unusable input here"
+    );
+    assert!(stderr(&out).contains("possible values: quota, register, cas-register, kv"));
+    let out = run(&["check-history", "--model", "kv", "x", "--timeout", "soon"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("expected a number of seconds"));
+}

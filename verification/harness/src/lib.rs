@@ -4,7 +4,11 @@
 //! calls on service `i mod services` (two threads: tiingo and finnhub), then the counters are
 //! compared with what was recorded. It runs on real OS threads ([`real_threads`]) or under
 //! shuttle's seeded random scheduler ([`shuttle_schedule`]), with any [`Variant`].
+//!
+//! [`histories`] records richer workloads (records, reads, can-call, syncs) as histories for
+//! the linearizability checker.
 
+pub mod histories;
 pub mod lost_update;
 pub mod summary;
 

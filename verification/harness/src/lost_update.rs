@@ -114,13 +114,7 @@ fn outcome<B: Backend>(workload: &Workload, tracker: &Tracker<B>, ids: &[Service
 pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
     let (tracker, ids) = tracker::<quota_tracker::sync::DefaultBackend>();
     let ready = Arc::new(AtomicUsize::new(0));
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    // Spinning only helps while every thread can have a core of its own.
-    let spin_limit = if workload.threads <= cores {
-        200_000
-    } else {
-        1_000
-    };
+    let spin_limit = spin_limit(workload.threads);
     let handles: Vec<_> = (0..workload.threads)
         .map(|thread| {
             let (tracker, ready) = (Arc::clone(&tracker), Arc::clone(&ready));
@@ -142,6 +136,13 @@ pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
     Ok(outcome(workload, &tracker, &ids))
 }
 
+/// How long [`start_together`] busy-waits: spinning only helps while every thread can have
+/// a core of its own.
+pub(crate) fn spin_limit(threads: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads <= cores { 200_000 } else { 1_000 }
+}
+
 /// Announces this thread and waits until all `threads` have, so that their calls overlap.
 ///
 /// It busy-waits first: a spinning thread keeps its core, so the OS places the next thread on
@@ -149,7 +150,7 @@ pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
 /// yielding wait, two threads often ran back to back and lost nothing). After a few
 /// milliseconds (or at once when there are more threads than cores) it yields, so that every
 /// thread gets to start.
-fn start_together(ready: &AtomicUsize, threads: usize, spin_limit: u32) {
+pub(crate) fn start_together(ready: &AtomicUsize, threads: usize, spin_limit: u32) {
     ready.fetch_add(1, Ordering::SeqCst);
     let mut spins = 0u32;
     while ready.load(Ordering::SeqCst) < threads {

@@ -36,7 +36,7 @@ pub trait JsonModel: Model {
     ) -> Result<(Self::Input, Outcome<Self::Output>), String>;
 
     /// The events of an operation: `(f, key, invocation value, completion value)`, so that
-    /// `parse` reads back what [`write`] wrote.
+    /// `parse` reads back what [`write()`] wrote.
     fn encode(
         &self,
         input: &Self::Input,

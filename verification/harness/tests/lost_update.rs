@@ -116,7 +116,11 @@ fn shuttle_known_seed_shows_each_historical_variant_losing() {
 
 #[test]
 fn shuttle_same_seed_same_trials() {
-    for variant in Variant::ALL.iter().copied() {
+    let repro_variants = Variant::ALL
+        .iter()
+        .copied()
+        .filter(|v| !v.is_buggy() || v.loses_in_repro());
+    for variant in repro_variants {
         let w = workload(variant, 3, 30);
         let first = shuttle_schedule(&w, 1234, 10, |_| {}).expect("ran");
         let second = shuttle_schedule(&w, 1234, 10, |_| {}).expect("ran");

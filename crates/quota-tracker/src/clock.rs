@@ -50,6 +50,47 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock read by a background thread once a millisecond, so that `now()` is one
+/// atomic load: for hot paths, where a system call per operation would cost more than the
+/// operation. Timestamps have millisecond resolution (plenty for daily quotas and 60 s sync
+/// intervals). The thread stops when the last handle is dropped.
+#[derive(Debug)]
+pub struct TickingClock {
+    millis: AtomicI64,
+}
+
+impl TickingClock {
+    /// Starts the ticking thread and returns the clock.
+    pub fn start() -> std::sync::Arc<Self> {
+        let clock = std::sync::Arc::new(Self {
+            millis: AtomicI64::new(SystemClock.now().0),
+        });
+        let weak = std::sync::Arc::downgrade(&clock);
+        let spawned = std::thread::Builder::new()
+            .name("quota-clock".to_owned())
+            .spawn(move || {
+                while let Some(clock) = weak.upgrade() {
+                    clock.millis.store(SystemClock.now().0, Ordering::Relaxed);
+                    drop(clock);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            });
+        if let Err(error) = spawned {
+            // Without the thread the clock would stand still: say so loudly rather than
+            // silently freezing time.
+            tracing::error!(%error, "cannot start the clock thread; TickingClock will not advance");
+        }
+        clock
+    }
+}
+
+impl Clock for TickingClock {
+    #[inline]
+    fn now(&self) -> Timestamp {
+        Timestamp(self.millis.load(Ordering::Relaxed))
+    }
+}
+
 /// A clock that only moves when told to: for tests, models and reproductions.
 ///
 /// It uses a std atomic on purpose: the clock is test scaffolding, not part of the
@@ -87,5 +128,29 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for std::sync::Arc<C> {
     fn now(&self) -> Timestamp {
         (**self).now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticking_clock_follows_the_system_clock() {
+        let clock = TickingClock::start();
+        let first = clock.now();
+        assert!((first.0 - SystemClock.now().0).abs() < 1_000);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(clock.now() > first, "the clock thread advances it");
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::new(Timestamp(5));
+        assert_eq!(clock.now(), Timestamp(5));
+        clock.advance(10);
+        assert_eq!(clock.now(), Timestamp(15));
+        clock.set(Timestamp(-3));
+        assert_eq!(clock.now(), Timestamp(-3));
     }
 }

@@ -40,7 +40,7 @@ mod usage;
 pub mod zoo;
 
 pub use batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SystemClock, TickingClock, Timestamp};
 pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};
 pub use day::{ParseDayError, UtcDay};
 pub use error::{ConfigError, QuotaError};

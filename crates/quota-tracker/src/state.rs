@@ -14,15 +14,26 @@ use crate::day::UtcDay;
 use crate::error::QuotaError;
 use crate::usage::{CRITICAL_PERCENT, Usage, at_least_percent};
 
-/// Per-service counters for the current day.
+/// Per-service counters for the current day, with the service's limits next to them so that
+/// `record` touches nothing else.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counter {
+    /// The service's limit.
+    pub(crate) limit: u64,
+    /// The smallest `used` at or above the critical threshold.
+    pub(crate) critical_at: u64,
     /// Calls known today: this instance's plus, after syncs and reloads, other instances'.
     pub(crate) used: u64,
     /// This instance's calls not yet handed to a sync.
     pub(crate) pending: u64,
     /// The critical threshold was reached today (so the next crossing does not force a sync).
     pub(crate) critical_seen: bool,
+}
+
+/// The smallest `used` that is at or above the critical threshold of `limit`.
+fn critical_at(limit: u64) -> u64 {
+    let scaled = u128::from(limit) * u128::from(CRITICAL_PERCENT);
+    u64::try_from(scaled.div_ceil(100)).unwrap_or(u64::MAX)
 }
 
 /// What one recorded call did.
@@ -39,6 +50,8 @@ pub struct RecordOutcome {
 pub struct QuotaState {
     config: Arc<QuotaConfig>,
     day: UtcDay,
+    /// Start of the next day, in milliseconds: a call at or after it rolls the day over.
+    day_end: i64,
     counters: Box<[Counter]>,
     total_today: u64,
     /// Pending deltas of earlier days, still owed to those days' store items.
@@ -49,10 +62,19 @@ pub struct QuotaState {
 impl QuotaState {
     /// An empty state for `day`.
     pub fn new(config: Arc<QuotaConfig>, day: UtcDay) -> Self {
-        let counters = vec![Counter::default(); config.len()].into_boxed_slice();
+        let counters = config
+            .services()
+            .iter()
+            .map(|s| Counter {
+                limit: s.limit(),
+                critical_at: critical_at(s.limit()),
+                ..Counter::default()
+            })
+            .collect();
         Self {
             config,
             day,
+            day_end: day.next().start().0,
             counters,
             total_today: 0,
             carried: Vec::new(),
@@ -89,9 +111,16 @@ impl QuotaState {
         if !owed.is_empty() {
             self.carried.push(owed);
         }
-        self.counters.fill(Counter::default());
+        for counter in self.counters.iter_mut() {
+            *counter = Counter {
+                limit: counter.limit,
+                critical_at: counter.critical_at,
+                ..Counter::default()
+            };
+        }
         self.total_today = 0;
         self.day = day;
+        self.day_end = day.next().start().0;
         true
     }
 
@@ -105,14 +134,20 @@ impl QuotaState {
         count: u64,
         now: Timestamp,
     ) -> Result<RecordOutcome, QuotaError> {
-        let limit = self.config.get(service)?.limit();
+        let Some(&counter) = self.counters.get(service.0) else {
+            return Err(self.out_of_range(service));
+        };
         if count == 0 {
             return Err(QuotaError::ZeroCount {
                 service: self.name(service),
             });
         }
-        self.roll_to(now.day());
-        let counter = self.counters[service.0];
+        // Comparing with the day's end avoids a division per call.
+        let counter = if now.0 >= self.day_end && self.roll_to(now.day()) {
+            self.counters[service.0]
+        } else {
+            counter
+        };
         let overflow = || QuotaError::Overflow {
             service: self.name(service),
             used: counter.used,
@@ -122,17 +157,18 @@ impl QuotaState {
         let pending = counter.pending.checked_add(count).ok_or_else(overflow)?;
         let total_today = self.total_today.checked_add(count).ok_or_else(overflow)?;
 
-        let critical = at_least_percent(used, limit, CRITICAL_PERCENT);
+        let critical = used >= counter.critical_at;
         let crossed_critical = critical && !counter.critical_seen;
         self.counters[service.0] = Counter {
             used,
             pending,
             critical_seen: counter.critical_seen || critical,
+            ..counter
         };
         self.total_today = total_today;
         self.updated_at = Some(now);
         Ok(RecordOutcome {
-            usage: Usage::new(service, limit, used),
+            usage: Usage::new(service, counter.limit, used),
             crossed_critical,
         })
     }
@@ -223,6 +259,13 @@ impl QuotaState {
         true
     }
 
+    fn out_of_range(&self, service: ServiceId) -> QuotaError {
+        QuotaError::ServiceIdOutOfRange {
+            index: service.0,
+            services: self.counters.len(),
+        }
+    }
+
     fn name(&self, service: ServiceId) -> String {
         self.config
             .services()
@@ -292,6 +335,22 @@ mod tests {
         // A jump straight past it counts as a crossing too.
         let (mut s, tiingo, _) = state();
         assert!(s.record(tiingo, 450, at(1)).expect("ok").crossed_critical);
+    }
+
+    #[test]
+    fn the_precomputed_critical_threshold_matches_the_percentage() {
+        let limits = (1..=1_000).chain([u64::MAX / 100, u64::MAX / 2, u64::MAX]);
+        for limit in limits {
+            let at = critical_at(limit);
+            assert!(
+                at_least_percent(at, limit, CRITICAL_PERCENT),
+                "limit {limit}"
+            );
+            assert!(
+                at == 0 || !at_least_percent(at - 1, limit, CRITICAL_PERCENT),
+                "limit {limit}: {at} is not the smallest"
+            );
+        }
     }
 
     #[test]

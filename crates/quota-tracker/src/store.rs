@@ -93,6 +93,7 @@ struct MemoryData {
     /// Writes in progress per instance, where the build checks invariants (see `sync`).
     in_flight: HashMap<Arc<str>, u32>,
     writes: u64,
+    reads: u64,
     duplicates: u64,
 }
 
@@ -140,6 +141,11 @@ impl<B: Backend> MemoryStore<B> {
         self.data.lock().writes
     }
 
+    /// Reads served (failed ones included).
+    pub fn reads(&self) -> u64 {
+        self.data.lock().reads
+    }
+
     /// Retried batches recognised as already applied and skipped.
     pub fn duplicates(&self) -> u64 {
         self.data.lock().duplicates
@@ -150,6 +156,7 @@ impl<B: Backend> Store for MemoryStore<B> {
     fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
         assert_cache_lock_not_held::<B>("MemoryStore::load_day");
         let mut data = self.data.lock();
+        data.reads += 1;
         if data.faults.fail_reads > 0 {
             data.faults.fail_reads -= 1;
             return Err(StoreError::new(

@@ -5,6 +5,7 @@
 //! | backend | when | what for |
 //! |---|---|---|
 //! | [`ParkingLotBackend`] | normal builds | production |
+//! | [`StdBackend`] | normal builds | comparison (benchmarks) |
 //! | `LoomBackend` | `--cfg loom` | exhaustive interleavings (loom models) |
 //! | `ShuttleBackend` | cargo feature `shuttle` | seeded random schedules, replayable |
 //!
@@ -117,6 +118,7 @@ pub fn assert_cache_lock_not_held<B: Backend>(operation: &str) {
 }
 
 /// Per-thread held-lock counting, shared by the backends that keep it in a thread local.
+#[allow(unused_macros)] // used by the backends that track held locks, which depend on cfg
 macro_rules! held_counter {
     ($($tls:ident)::+) => {
         $($tls)::+! {
@@ -184,8 +186,46 @@ mod parking_lot_backend {
 #[cfg(not(loom))]
 pub use parking_lot_backend::ParkingLotBackend;
 
+#[cfg(not(loom))]
+mod std_backend {
+    use super::{Backend, Lock};
+
+    /// `std::sync::Mutex`, for comparison with parking_lot (benchmarks). It does not track
+    /// held locks.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct StdBackend;
+
+    impl Backend for StdBackend {
+        type Mutex<T: Send> = std::sync::Mutex<T>;
+
+        fn note_lock_acquired() {}
+        fn note_lock_released() {}
+        fn cache_locks_held() -> Option<usize> {
+            None
+        }
+    }
+
+    impl<T: Send> Lock<T> for std::sync::Mutex<T> {
+        type Guard<'a>
+            = std::sync::MutexGuard<'a, T>
+        where
+            T: 'a;
+
+        fn new(value: T) -> Self {
+            std::sync::Mutex::new(value)
+        }
+        #[inline]
+        fn lock(&self) -> Self::Guard<'_> {
+            std::sync::Mutex::lock(self).unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+}
+#[cfg(not(loom))]
+pub use std_backend::StdBackend;
+
 /// A backend over a std-like mutex (`lock()` returns a `LockResult`) from a model checker,
 /// which always tracks held cache locks in that checker's own thread locals.
+#[allow(unused_macros)] // used under cfg(loom) and the shuttle feature
 macro_rules! model_checker_backend {
     ($(#[$doc:meta])* $name:ident, $module:ident, $krate:ident) => {
         mod $module {

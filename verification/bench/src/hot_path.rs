@@ -1,0 +1,265 @@
+//! `record_call` throughput and latency against the floor, at 1, 2, 8 and 100 threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use quota_tracker::sync::{Backend, ParkingLotBackend, StdBackend};
+use quota_tracker::{
+    Clock, QuotaConfig, ServiceId, SystemClock, TickingClock, Tracker, TrackerOptions,
+};
+
+use crate::stats::{human, percentiles};
+
+/// Something that counts one call on a service.
+pub trait Recorder: Send + Sync + 'static {
+    /// Counts one call on service `service` (0, 1 or 2).
+    fn record(&self, service: usize);
+}
+
+/// The floor: one shared `AtomicU64::fetch_add` per call. Counts, nothing else.
+pub struct Floor(AtomicU64);
+
+impl Recorder for Floor {
+    #[inline]
+    fn record(&self, _service: usize) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Lock-free: an atomic per service and one for the total (no consistent snapshot; see the
+/// loom verdict in ARCHITECTURE.md).
+pub struct Atomics {
+    used: [AtomicU64; 3],
+    total: AtomicU64,
+}
+
+impl Recorder for Atomics {
+    #[inline]
+    fn record(&self, service: usize) {
+        self.used[service].fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A lock per service, and one for the total.
+pub struct PerServiceLocks {
+    used: [parking_lot::Mutex<(u64, u64)>; 3],
+    total: parking_lot::Mutex<u64>,
+}
+
+impl Recorder for PerServiceLocks {
+    #[inline]
+    fn record(&self, service: usize) {
+        {
+            let mut counter = self.used[service].lock();
+            counter.0 += 1; // used
+            counter.1 += 1; // pending
+        }
+        *self.total.lock() += 1;
+    }
+}
+
+/// The real tracker: `Tracker::record_call`, with everything it does.
+pub struct Core<B: Backend> {
+    tracker: Tracker<B>,
+    ids: [ServiceId; 3],
+}
+
+impl<B: Backend> Core<B> {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        let options = TrackerOptions {
+            instance: "bench".into(),
+            ..TrackerOptions::default()
+        };
+        let tracker = Tracker::<B>::new_in(QuotaConfig::default(), clock, options);
+        let id = |name| tracker.service(name).unwrap_or_else(|e| panic!("{e}"));
+        let ids = [id("tiingo"), id("finnhub"), id("sendgrid")];
+        Self { tracker, ids }
+    }
+}
+
+impl<B: Backend> Recorder for Core<B> {
+    #[inline]
+    fn record(&self, service: usize) {
+        if let Err(e) = self.tracker.record_call(self.ids[service], 1) {
+            panic!("benchmark call refused: {e}");
+        }
+    }
+}
+
+/// One measured configuration.
+pub struct Row {
+    /// What was measured.
+    pub name: &'static str,
+    /// Threads.
+    pub threads: usize,
+    /// Wall time per call over all threads, nanoseconds.
+    pub ns_per_op: f64,
+    /// Per-call latency percentiles (ns, timer included).
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+}
+
+fn run<R: Recorder>(
+    recorder: Arc<R>,
+    threads: usize,
+    calls: u64,
+    sample_every: u64,
+) -> (f64, Vec<u64>) {
+    let ready = Arc::new(AtomicUsize::new(0));
+    let started_at = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (recorder, ready, started_at) = (
+                Arc::clone(&recorder),
+                Arc::clone(&ready),
+                Arc::clone(&started_at),
+            );
+            std::thread::spawn(move || {
+                ready.fetch_add(1, Ordering::SeqCst);
+                while ready.load(Ordering::SeqCst) < threads {
+                    std::thread::yield_now();
+                }
+                started_at.get_or_init(Instant::now);
+                let service = t % 3;
+                let mut samples = Vec::with_capacity((calls / sample_every) as usize + 1);
+                for i in 0..calls {
+                    if i % sample_every == 0 {
+                        let t0 = Instant::now();
+                        recorder.record(service);
+                        samples.push(t0.elapsed().as_nanos() as u64);
+                    } else {
+                        recorder.record(service);
+                    }
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Vec::new();
+    for handle in handles {
+        samples.extend(
+            handle
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        );
+    }
+    let ended = Instant::now();
+    let began = started_at.get().copied().unwrap_or(ended);
+    let total = calls * threads as u64;
+    ((ended - began).as_nanos() as f64 / total as f64, samples)
+}
+
+fn measure<R: Recorder>(
+    name: &'static str,
+    make: impl Fn() -> R,
+    threads: usize,
+    calls: u64,
+) -> Row {
+    // Warm up, then take the best of three runs (the machine is shared and noisy).
+    let _ = run(Arc::new(make()), threads, calls / 10, u64::MAX);
+    let mut best: Option<(f64, Vec<u64>)> = None;
+    for _ in 0..3 {
+        let (ns, samples) = run(Arc::new(make()), threads, calls, 64);
+        if best.as_ref().is_none_or(|(b, _)| ns < *b) {
+            best = Some((ns, samples));
+        }
+    }
+    let (ns_per_op, mut samples) = best.unwrap_or_default();
+    let (p50, p99) = percentiles(&mut samples);
+    Row {
+        name,
+        threads,
+        ns_per_op,
+        p50,
+        p99,
+    }
+}
+
+/// Measures every implementation at every thread count and prints the table.
+pub fn report(calls_per_thread_1: u64) {
+    let ticking: Arc<dyn Clock> = TickingClock::start();
+    let system: Arc<dyn Clock> = Arc::new(SystemClock);
+    println!(
+        "\n## record_call: throughput and latency (2 cores; ratio = ns/op ÷ floor's ns/op in the same row group)\n"
+    );
+    println!("| implementation | threads | ns/op | ratio to floor | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    for threads in [1usize, 2, 8, 100] {
+        // Keep total work similar across thread counts.
+        let calls = (calls_per_thread_1 / threads as u64).max(10_000);
+        let rows = [
+            measure(
+                "floor: AtomicU64::fetch_add",
+                || Floor(AtomicU64::new(0)),
+                threads,
+                calls,
+            ),
+            measure(
+                "fixed core, parking_lot",
+                || Core::<ParkingLotBackend>::new(Arc::clone(&ticking)),
+                threads,
+                calls,
+            ),
+            measure(
+                "fixed core, std::sync::Mutex",
+                || Core::<StdBackend>::new(Arc::clone(&ticking)),
+                threads,
+                calls,
+            ),
+            measure(
+                "fixed core, parking_lot, SystemClock",
+                || Core::<ParkingLotBackend>::new(Arc::clone(&system)),
+                threads,
+                calls,
+            ),
+            measure(
+                "per-service locks",
+                || PerServiceLocks {
+                    used: Default::default(),
+                    total: parking_lot::Mutex::new(0),
+                },
+                threads,
+                calls,
+            ),
+            measure(
+                "lock-free atomics (no snapshot)",
+                || Atomics {
+                    used: Default::default(),
+                    total: AtomicU64::new(0),
+                },
+                threads,
+                calls,
+            ),
+        ];
+        let floor = rows[0].ns_per_op;
+        for row in &rows {
+            println!(
+                "| {} | {} | {:.1} | {:.2}× | {} | {} |",
+                row.name,
+                row.threads,
+                row.ns_per_op,
+                row.ns_per_op / floor,
+                human(row.p50),
+                human(row.p99)
+            );
+        }
+    }
+    println!(
+        "\np50/p99 include the cost of reading the timer around each sampled call (see the timer row)."
+    );
+    let mut timer: Vec<u64> = (0..100_000)
+        .map(|_| {
+            let t0 = Instant::now();
+            t0.elapsed().as_nanos() as u64
+        })
+        .collect();
+    let (p50, p99) = percentiles(&mut timer);
+    println!(
+        "timer alone (Instant::now() twice): p50 {}, p99 {}",
+        human(p50),
+        human(p99)
+    );
+}

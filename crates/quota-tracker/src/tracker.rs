@@ -389,12 +389,11 @@ impl<B: Backend> Tracker<B> {
 }
 
 impl Cache {
+    /// Whether a sync is due, right after a call was recorded (so something is pending).
     fn sync_due(&self, now: Timestamp, options: &TrackerOptions) -> bool {
         let book = &self.book;
         book.busy == Busy::Idle
-            && (book.forced
-                || ((self.state.has_pending() || book.in_doubt.is_some())
-                    && now.millis_since(book.last_sync) >= options.sync_interval_ms))
+            && (book.forced || now.millis_since(book.last_sync) >= options.sync_interval_ms)
     }
 
     fn reload_due(&self, now: Timestamp, options: &TrackerOptions) -> bool {

@@ -42,6 +42,20 @@ impl Recorder for Atomics {
     }
 }
 
+/// The calibration toy: one `parking_lot::Mutex` around three counters (used and pending per
+/// service, and a total), nothing else.
+pub struct Toy(parking_lot::Mutex<([u64; 3], [u64; 3], u64)>);
+
+impl Recorder for Toy {
+    #[inline]
+    fn record(&self, service: usize) {
+        let mut counts = self.0.lock();
+        counts.0[service] += 1;
+        counts.1[service] += 1;
+        counts.2 += 1;
+    }
+}
+
 /// A lock per service, and one for the total.
 pub struct PerServiceLocks {
     used: [parking_lot::Mutex<(u64, u64)>; 3],
@@ -194,6 +208,12 @@ pub fn report(calls_per_thread_1: u64) {
             measure(
                 "floor: AtomicU64::fetch_add",
                 || Floor(AtomicU64::new(0)),
+                threads,
+                calls,
+            ),
+            measure(
+                "toy: parking_lot::Mutex, 3 counters",
+                || Toy(parking_lot::Mutex::new(([0; 3], [0; 3], 0))),
                 threads,
                 calls,
             ),

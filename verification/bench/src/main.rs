@@ -27,7 +27,11 @@ fn main() {
         "# quota-bench ({cores} cores{})",
         if quick { ", --quick" } else { "" }
     );
+    let only_hot = std::env::args().any(|a| a == "--hot-path");
     hot_path::report(if quick { 200_000 } else { 20_000_000 });
+    if only_hot {
+        return;
+    }
     sync_latency::report(Duration::from_millis(if quick { 300 } else { 3_000 }));
     store_cost::report(if quick { 3 } else { 30 });
 }

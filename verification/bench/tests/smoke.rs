@@ -7,7 +7,11 @@ fn quick_run_prints_every_table_and_conserves_calls() {
         .arg("--quick")
         .output()
         .expect("the benchmark runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "## record_call: throughput and latency",
@@ -20,5 +24,9 @@ fn quick_run_prints_every_table_and_conserves_calls() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    assert_eq!(text.matches("exact (").count(), 2, "conservation in both simulations:\n{text}");
+    assert_eq!(
+        text.matches("exact (").count(),
+        2,
+        "conservation in both simulations:\n{text}"
+    );
 }

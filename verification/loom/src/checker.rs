@@ -101,6 +101,28 @@ impl Model {
     }
 }
 
+impl Model {
+    fn report(
+        self,
+        run: &Run,
+        verdict: &'static str,
+        reason: Option<String>,
+        counterexample: Option<String>,
+    ) -> ModelReport {
+        ModelReport {
+            name: self.name,
+            kind: self.kind,
+            subject: self.subject,
+            executions: run.executions,
+            preemption_bound: self.bound.as_option(),
+            elapsed_ms: run.elapsed_ms,
+            verdict,
+            reason,
+            counterexample,
+        }
+    }
+}
+
 std::thread_local! {
     /// Set while a test expects loom to find a failure, to keep its panic output quiet.
     static EXPECTING_FAILURE: Cell<bool> = const { Cell::new(false) };
@@ -184,24 +206,16 @@ fn counterexample(message: &str, events: &[String]) -> String {
 pub fn prove(mut model: Model, body: impl Fn() + Sync + Send + 'static) -> ModelReport {
     model.bound = effective(model.bound);
     let run = run(model.bound, body);
-    let report = ModelReport {
-        name: model.name,
-        kind: model.kind,
-        subject: model.subject,
-        executions: run.executions,
-        preemption_bound: model.bound.as_option(),
-        elapsed_ms: run.elapsed_ms,
-        verdict: if run.failure.is_none() {
-            "pass"
-        } else {
-            "fail"
-        },
-        reason: None,
-        counterexample: run
-            .failure
-            .as_ref()
-            .map(|(message, events)| counterexample(message, events)),
+    let verdict = if run.failure.is_none() {
+        "pass"
+    } else {
+        "fail"
     };
+    let example = run
+        .failure
+        .as_ref()
+        .map(|(message, events)| counterexample(message, events));
+    let report = model.report(&run, verdict, None, example);
     report.emit();
     if let Some((message, events)) = run.failure {
         panic!(
@@ -227,7 +241,7 @@ pub fn expect_caught(
     let run = run(model.bound, body);
     EXPECTING_FAILURE.with(|f| f.set(false));
     let name = model.name.clone();
-    let Some((message, events)) = run.failure else {
+    let Some((message, events)) = run.failure.clone() else {
         panic!(
             "{name}: loom explored {} executions and found no failure: {} is not caught",
             run.executions,
@@ -241,17 +255,12 @@ pub fn expect_caught(
             reason.marker()
         );
     }
-    let report = ModelReport {
-        name: model.name,
-        kind: model.kind,
-        subject: model.subject,
-        executions: run.executions,
-        preemption_bound: model.bound.as_option(),
-        elapsed_ms: run.elapsed_ms,
-        verdict: "caught",
-        reason: Some(reason.marker().to_owned()),
-        counterexample: Some(example),
-    };
+    let report = model.report(
+        &run,
+        "caught",
+        Some(reason.marker().to_owned()),
+        Some(example),
+    );
     report.emit();
     report
 }

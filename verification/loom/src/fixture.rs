@@ -91,20 +91,9 @@ fn index(service: &str) -> usize {
 
 /// Records one call on `service` the way `variant` does, and notes it in the ledger.
 pub fn record(tracker: &LoomTracker, variant: Variant, service: &str, ledger: &Ledger) {
-    let id = tracker
-        .service(service)
-        .unwrap_or_else(|e| panic!("model bug: {e}"));
-    event!("record_call({service})");
-    match tracker.record_call_as(variant, id, 1) {
-        Ok(recorded) => {
-            ledger.add(index(service), 1);
-            event!(
-                "record_call({service}) returns used={}",
-                recorded.usage.used()
-            );
-        }
-        Err(e) => panic!("record_call({service}) refused a valid call: {e}"),
-    }
+    record_with(tracker, service, ledger, |id| {
+        tracker.record_call_as(variant, id, 1)
+    });
 }
 
 /// Records one call on an instance: through the store for [`Variant::DoubleCountOnMiss`]
@@ -114,12 +103,25 @@ pub fn record_synced(synced: &LoomSynced, variant: Variant, service: &str, ledge
     if variant != Variant::DoubleCountOnMiss {
         return record(synced.tracker(), variant, service, ledger);
     }
-    let id = synced
-        .tracker()
+    record_with(synced.tracker(), service, ledger, |id| {
+        synced.record_call_as(variant, id, 1)
+    });
+}
+
+/// Resolves `service`, records through `call`, logs both ends and notes the call.
+fn record_with(
+    tracker: &LoomTracker,
+    service: &str,
+    ledger: &Ledger,
+    call: impl FnOnce(
+        quota_tracker::ServiceId,
+    ) -> Result<quota_tracker::Recorded, quota_tracker::QuotaError>,
+) {
+    let id = tracker
         .service(service)
         .unwrap_or_else(|e| panic!("model bug: {e}"));
     event!("record_call({service})");
-    match synced.record_call_as(variant, id, 1) {
+    match call(id) {
         Ok(recorded) => {
             ledger.add(index(service), 1);
             event!(

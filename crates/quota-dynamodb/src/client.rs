@@ -1,0 +1,65 @@
+//! Where the table is, and an SDK client for it (the lean build: rustls on ring, the HTTP
+//! client handed over explicitly).
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+
+/// Table, endpoint and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// The table name.
+    pub table: String,
+    /// A DynamoDB-compatible endpoint (an emulator, DynamoDB Local); `None` for AWS itself.
+    pub endpoint: Option<String>,
+    /// The AWS region.
+    pub region: String,
+}
+
+impl DynamoConfig {
+    /// From the environment: `QUOTA_DYNAMODB_TABLE` (default `quota-tracker`),
+    /// `QUOTA_DYNAMODB_ENDPOINT` (default: AWS), `AWS_REGION` (default `us-east-1`).
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            table: var("QUOTA_DYNAMODB_TABLE").unwrap_or_else(|| "quota-tracker".to_owned()),
+            endpoint: var("QUOTA_DYNAMODB_ENDPOINT"),
+            region: var("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        }
+    }
+}
+
+/// An SDK client for `config`. With an endpoint and no AWS credentials in the environment,
+/// dummy credentials are used (emulators accept any).
+pub async fn connect(config: &DynamoConfig) -> Client {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    // Retries are the store's own (it classifies each failure, and knows when a write may
+    // have landed); every attempt is bounded in time, so a paused server cannot hang a sync.
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(3))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(timeouts)
+        .region(Region::new(config.region.clone()));
+    if let Some(endpoint) = &config.endpoint {
+        loader = loader.endpoint_url(endpoint);
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "quota-verify",
+            ));
+        }
+    }
+    Client::new(&loader.load().await)
+}

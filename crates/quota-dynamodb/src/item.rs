@@ -1,0 +1,88 @@
+//! The item schema: names, keys and the conversion of stored attributes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use quota_tracker::{StoredDay, Timestamp, UtcDay};
+
+/// The partition key of every quota item.
+pub(crate) const PK: &str = "SYSTEM#QUOTA";
+/// `entity_type` of quota items.
+pub(crate) const ENTITY: &str = "QUOTA_TRACKER";
+/// How long an item lives after its last update.
+pub(crate) const TTL_SECONDS: i64 = 7 * 24 * 3600;
+/// The total counter's attribute.
+pub(crate) const TOTAL: &str = "total_api_calls_today";
+
+/// The item key of `day`.
+pub(crate) fn key(day: UtcDay) -> [(String, AttributeValue); 2] {
+    [
+        ("PK".to_owned(), AttributeValue::S(PK.to_owned())),
+        ("SK".to_owned(), AttributeValue::S(day.to_string())),
+    ]
+}
+
+/// The attribute holding the last sequence applied for `instance` (names are sanitised to
+/// the characters attribute names keep simple).
+pub(crate) fn seq_attribute(instance: &str) -> String {
+    let clean: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("sync_seq_{clean}")
+}
+
+/// `<service>_used` counters of a stored item.
+pub(crate) fn stored_day(day: UtcDay, item: &HashMap<String, AttributeValue>) -> StoredDay {
+    let used: BTreeMap<String, u64> = item
+        .iter()
+        .filter_map(|(name, value)| {
+            let service = name.strip_suffix("_used")?;
+            let n = value.as_n().ok()?.parse::<u64>().ok()?;
+            Some((service.to_owned(), n))
+        })
+        .collect();
+    StoredDay::new(day, used)
+}
+
+/// ISO-8601 UTC with milliseconds, as the original's `updated_at`.
+pub(crate) fn iso8601(at: Timestamp) -> String {
+    let day = at.day();
+    let ms = at.0.rem_euclid(86_400_000);
+    format!(
+        "{day}T{:02}:{:02}:{:02}.{:03}Z",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1_000 % 60,
+        ms % 1_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_names() {
+        let day = UtcDay::from_ymd(2026, 11, 29).expect("valid");
+        let at = Timestamp(day.start().0 + 13 * 3_600_000 + 5 * 60_000 + 7_042);
+        assert_eq!(iso8601(at), "2026-11-29T13:05:07.042Z");
+        assert_eq!(seq_attribute("pid12-ab.c"), "sync_seq_pid12-ab_c");
+        let item = HashMap::from([
+            ("tiingo_used".to_owned(), AttributeValue::N("7".to_owned())),
+            (
+                "tiingo_limit".to_owned(),
+                AttributeValue::N("500".to_owned()),
+            ),
+            (TOTAL.to_owned(), AttributeValue::N("7".to_owned())),
+        ]);
+        assert_eq!(stored_day(day, &item).used("tiingo"), 7);
+        assert_eq!(stored_day(day, &item).used.len(), 1);
+    }
+}

@@ -1,0 +1,22 @@
+//! A DynamoDB store for the quota tracker.
+//!
+//! Items keep the original service's schema: `PK = "SYSTEM#QUOTA"`, `SK = "YYYY-MM-DD"` (UTC),
+//! flat atomic counters `<service>_used` and `total_api_calls_today` grown with `UpdateItem …
+//! ADD`, `updated_at`, `ttl_timestamp` (updated_at + 7 days) and `entity_type`. Each item also
+//! stores `<service>_limit` (set once, `if_not_exists`), so an item created only by `ADD` no
+//! longer reads back as "no quota left".
+//!
+//! Deltas, never snapshots, cross the network, and each is applied at most once: every write
+//! sets `sync_seq_<instance>` to the batch's sequence number under the condition that the
+//! stored one is lower. A retry of a write that already landed (a timeout after the server
+//! applied it) fails that condition and is recognised as a duplicate instead of adding twice.
+//!
+//! [`DynamoStore`] is async (the SDK is); [`BlockingDynamoStore`] wraps it for the blocking
+//! [`quota_tracker::Store`] trait with a runtime of its own.
+
+mod client;
+mod item;
+mod store;
+
+pub use client::{DynamoConfig, connect};
+pub use store::{BlockingDynamoStore, DynamoStore, RetryPolicy};

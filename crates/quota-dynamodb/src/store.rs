@@ -1,0 +1,463 @@
+//! The store: deltas added per day item, at most once per batch, with retries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, ProvisionedThroughput,
+    ReturnValue, ScalarAttributeType, TableStatus,
+};
+use quota_tracker::{
+    Clock, DayDeltas, Store, StoreError, StoreErrorKind, StoredDay, SyncBatch, UtcDay,
+};
+
+use crate::client::{DynamoConfig, connect};
+use crate::item::{ENTITY, TOTAL, TTL_SECONDS, iso8601, key, seq_attribute, stored_day};
+
+/// How often and how patiently to retry throttling and transient errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// Backoff before the second attempt; doubles each time, with full jitter.
+    pub base_delay: Duration,
+    /// The longest backoff.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a failed request means.
+enum Failure {
+    /// The condition failed: this batch already landed on this item.
+    Duplicate,
+    /// Worth retrying; `maybe_sent` if the server may have applied it.
+    Transient { maybe_sent: bool, message: String },
+    /// The request is wrong or not allowed; retrying will not help.
+    Rejected(String),
+}
+
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    error: &SdkError<E, R>,
+    table: &str,
+) -> Failure {
+    match error {
+        SdkError::ServiceError(context) => {
+            let e = context.err();
+            let message = e.message().unwrap_or("").to_owned();
+            match e.code() {
+                Some("ConditionalCheckFailedException") => Failure::Duplicate,
+                Some(
+                    code @ ("ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "LimitExceededException"),
+                ) => Failure::Transient {
+                    maybe_sent: false,
+                    message: format!("{code}: {message}"),
+                },
+                Some("ResourceNotFoundException") => Failure::Rejected(format!(
+                    "table {table:?} does not exist (create it, or set QUOTA_DYNAMODB_TABLE): {message}"
+                )),
+                Some(
+                    code @ ("UnrecognizedClientException"
+                    | "InvalidSignatureException"
+                    | "AccessDeniedException"
+                    | "ExpiredTokenException"),
+                ) => Failure::Rejected(format!(
+                    "bad or missing AWS credentials ({code}): {message}"
+                )),
+                Some(code) => Failure::Rejected(format!("{code}: {message}")),
+                None => Failure::Transient {
+                    maybe_sent: true,
+                    message: format!("service error without a code: {e:?}"),
+                },
+            }
+        }
+        SdkError::ConstructionFailure(e) => Failure::Rejected(format!("invalid request: {e:?}")),
+        // Timeouts, dropped connections and garbled responses: the request may have been
+        // applied. Retrying is safe (the sequence condition makes a second apply a no-op).
+        other => Failure::Transient {
+            maybe_sent: true,
+            message: format!("{other}"),
+        },
+    }
+}
+
+/// A small xorshift for backoff jitter (no need for a crate for this).
+fn jitter(bound: Duration, seed: &mut u64) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(*seed % nanos)
+}
+
+/// The async DynamoDB store.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+}
+
+impl DynamoStore {
+    /// A store on `table` through `client`, stamping items with `clock`.
+    pub fn new(client: Client, table: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            clock,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Connects as `config` says.
+    pub async fn connect(config: &DynamoConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::new(connect(config).await, config.table.clone(), clock)
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The SDK client (for tests and tools).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates the table (`PK` hash, `SK` range, both strings) if it does not exist, and
+    /// waits until it is active.
+    pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
+        let exists = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await;
+        if let Err(error) = exists {
+            if error.code() != Some("ResourceNotFoundException") {
+                return Err(self.error("create table", &error));
+            }
+            let attribute = |name: &str| {
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+            };
+            let key = |name: &str, kind| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+            };
+            let (pk, sk) = (attribute("PK"), attribute("SK"));
+            let (hash, range) = (key("PK", KeyType::Hash), key("SK", KeyType::Range));
+            let throughput = ProvisionedThroughput::builder()
+                .read_capacity_units(100)
+                .write_capacity_units(100)
+                .build();
+            let built = (|| {
+                Ok::<_, aws_sdk_dynamodb::error::BuildError>((pk?, sk?, hash?, range?, throughput?))
+            })();
+            let (pk, sk, hash, range, throughput) = built.map_err(|e| {
+                StoreError::new(StoreErrorKind::Rejected, "create table", e.to_string())
+            })?;
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .attribute_definitions(pk)
+                .attribute_definitions(sk)
+                .key_schema(hash)
+                .key_schema(range)
+                .provisioned_throughput(throughput)
+                .send()
+                .await;
+            if let Err(error) = created
+                && error.code() != Some("ResourceInUseException")
+            {
+                return Err(self.error("create table", &error));
+            }
+        }
+        for _ in 0..100 {
+            let status = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| self.error("create table", &e))?;
+            if status.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "create table",
+            format!("table {:?} did not become active", self.table),
+        ))
+    }
+
+    fn error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+        &self,
+        operation: &'static str,
+        error: &SdkError<E, R>,
+    ) -> StoreError {
+        match classify(error, &self.table) {
+            Failure::Duplicate => StoreError::new(
+                StoreErrorKind::Rejected,
+                operation,
+                "unexpected condition failure",
+            ),
+            Failure::Transient {
+                maybe_sent: true,
+                message,
+            } => StoreError::new(StoreErrorKind::OutcomeUnknown, operation, message),
+            Failure::Transient { message, .. } => {
+                StoreError::new(StoreErrorKind::Unavailable, operation, message)
+            }
+            Failure::Rejected(message) => {
+                StoreError::new(StoreErrorKind::Rejected, operation, message)
+            }
+        }
+    }
+
+    /// Reads `day`'s item with a consistent read.
+    pub async fn load(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        let mut seed = self.clock.now().0 as u64 | 1;
+        let mut last = None;
+        for attempt in 0..self.retry.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
+            }
+            let [pk, sk] = key(day);
+            let result = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(pk.0, pk.1)
+                .key(sk.0, sk.1)
+                .consistent_read(true)
+                .send()
+                .await;
+            match result {
+                Ok(output) => return Ok(output.item().map(|item| stored_day(day, item))),
+                Err(error) => match classify(&error, &self.table) {
+                    Failure::Transient { message, .. } => last = Some(message),
+                    _ => return Err(self.error("load", &error)),
+                },
+            }
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "load",
+            last.unwrap_or_default(),
+        ))
+    }
+
+    fn backoff(&self, attempt: u32, seed: &mut u64) -> Duration {
+        let exponential = self
+            .retry
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.retry.max_delay);
+        jitter(exponential, seed)
+    }
+
+    /// Adds the batch's deltas, one conditional `UpdateItem` per day. Returns the latest
+    /// day's counters after the write, when DynamoDB returned them.
+    pub async fn apply(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        let mut fresh = None;
+        // Once any day of the batch may have landed, a later failure leaves the whole batch
+        // in doubt (so it is retried with the same sequence, never re-sent as a new batch).
+        let mut any_landed = false;
+        for day in &batch.days {
+            match self.apply_day(batch, day).await {
+                Ok(stored) => {
+                    any_landed = true;
+                    fresh = stored;
+                }
+                Err(mut error) => {
+                    if any_landed && error.kind == StoreErrorKind::Unavailable {
+                        error.kind = StoreErrorKind::OutcomeUnknown;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(fresh)
+    }
+
+    async fn apply_day(
+        &self,
+        batch: &SyncBatch,
+        day: &DayDeltas,
+    ) -> Result<Option<StoredDay>, StoreError> {
+        let now = self.clock.now();
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let (mut adds, mut sets) = (Vec::new(), Vec::new());
+        let number = |n: i64| AttributeValue::N(n.to_string());
+        for (i, (service, delta)) in batch.config.services().iter().zip(&day.deltas).enumerate() {
+            if *delta > 0 {
+                names.insert(format!("#u{i}"), format!("{}_used", service.name()));
+                values.insert(format!(":d{i}"), AttributeValue::N(delta.to_string()));
+                adds.push(format!("#u{i} :d{i}"));
+            }
+            names.insert(format!("#l{i}"), format!("{}_limit", service.name()));
+            values.insert(
+                format!(":l{i}"),
+                AttributeValue::N(service.limit().to_string()),
+            );
+            sets.push(format!("#l{i} = if_not_exists(#l{i}, :l{i})"));
+        }
+        names.insert("#total".to_owned(), TOTAL.to_owned());
+        values.insert(
+            ":total".to_owned(),
+            AttributeValue::N(day.total().to_string()),
+        );
+        adds.push("#total :total".to_owned());
+        for (name, attribute) in [
+            ("#updated", "updated_at"),
+            ("#ttl", "ttl_timestamp"),
+            ("#entity", "entity_type"),
+            ("#seq", ""),
+        ] {
+            let attribute = if name == "#seq" {
+                seq_attribute(&batch.instance)
+            } else {
+                attribute.to_owned()
+            };
+            names.insert(name.to_owned(), attribute);
+        }
+        values.insert(":now".to_owned(), AttributeValue::S(iso8601(now)));
+        values.insert(":ttl".to_owned(), number(now.unix_seconds() + TTL_SECONDS));
+        values.insert(":entity".to_owned(), AttributeValue::S(ENTITY.to_owned()));
+        values.insert(":seq".to_owned(), AttributeValue::N(batch.seq.to_string()));
+        sets.push("#updated = :now".to_owned());
+        sets.push("#ttl = if_not_exists(#ttl, :ttl)".to_owned());
+        sets.push("#entity = if_not_exists(#entity, :entity)".to_owned());
+        sets.push("#seq = :seq".to_owned());
+        let expression = format!("ADD {} SET {}", adds.join(", "), sets.join(", "));
+
+        let mut seed = (now.0 as u64) ^ batch.seq.rotate_left(17) | 1;
+        let mut maybe_sent = false;
+        let mut last = String::new();
+        for attempt in 0..self.retry.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
+            }
+            let [pk, sk] = key(day.day);
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(pk.0, pk.1)
+                .key(sk.0, sk.1)
+                .update_expression(&expression)
+                .condition_expression("attribute_not_exists(#seq) OR #seq < :seq")
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    return Ok(output.attributes().map(|item| stored_day(day.day, item)));
+                }
+                Err(error) => match classify(&error, &self.table) {
+                    Failure::Duplicate => {
+                        tracing::debug!(seq = batch.seq, day = %day.day, "batch already applied to this day");
+                        return Ok(None);
+                    }
+                    Failure::Transient {
+                        maybe_sent: sent,
+                        message,
+                    } => {
+                        maybe_sent |= sent;
+                        tracing::debug!(attempt, %message, "transient store error; retrying");
+                        last = message;
+                    }
+                    Failure::Rejected(message) => {
+                        return Err(StoreError::new(StoreErrorKind::Rejected, "apply", message));
+                    }
+                },
+            }
+        }
+        let kind = if maybe_sent {
+            StoreErrorKind::OutcomeUnknown
+        } else {
+            StoreErrorKind::Unavailable
+        };
+        Err(StoreError::new(
+            kind,
+            "apply",
+            format!("gave up after {} attempts: {last}", self.retry.attempts),
+        ))
+    }
+}
+
+/// [`DynamoStore`] behind the blocking [`Store`] trait, with a runtime of its own.
+///
+/// Call it from ordinary threads (as `SyncedTracker` does); calling it from inside another
+/// tokio runtime's worker would block that worker.
+pub struct BlockingDynamoStore {
+    store: DynamoStore,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BlockingDynamoStore {
+    /// Connects as `config` says, with a runtime of one worker thread.
+    pub fn connect(config: &DynamoConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("quota-dynamodb")
+            .enable_all()
+            .build()?;
+        let store = runtime.block_on(DynamoStore::connect(config, clock));
+        Ok(Self { store, runtime })
+    }
+
+    /// The async store inside.
+    pub fn inner(&self) -> &DynamoStore {
+        &self.store
+    }
+
+    /// Creates the table if it is missing (see [`DynamoStore::create_table_if_missing`]).
+    pub fn create_table_if_missing(&self) -> Result<(), StoreError> {
+        self.runtime.block_on(self.store.create_table_if_missing())
+    }
+}
+
+impl Store for BlockingDynamoStore {
+    fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        self.runtime.block_on(self.store.load(day))
+    }
+
+    fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        self.runtime.block_on(self.store.apply(batch))
+    }
+}

@@ -1,0 +1,137 @@
+//! The store's contract against a real DynamoDB-compatible server: a retried batch lands
+//! once, items keep the original schema and their limits, errors name their cause.
+
+use std::sync::Arc;
+
+use quota_dynamodb::{BlockingDynamoStore, DynamoConfig};
+use quota_dynamodb_tests::Server;
+use quota_tracker::{
+    DayDeltas, ManualClock, QuotaConfig, Store, StoreErrorKind, SyncBatch, Timestamp, UtcDay,
+};
+
+fn day() -> UtcDay {
+    UtcDay::from_ymd(2026, 11, 29).expect("valid")
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp(day().start().0 + 3_600_000)))
+}
+
+fn batch(instance: &str, seq: u64, deltas: Vec<u64>) -> SyncBatch {
+    SyncBatch {
+        instance: instance.into(),
+        seq,
+        config: Arc::new(QuotaConfig::default()),
+        days: vec![DayDeltas { day: day(), deltas }],
+    }
+}
+
+#[test]
+fn a_retried_batch_lands_once_and_a_new_one_adds() {
+    let server = Server::start();
+    let store = server.store("retries", clock());
+    let first = batch("a", 1, vec![3, 1, 0]);
+    let fresh = store.apply_batch(&first).expect("applied");
+    assert_eq!(fresh.map(|d| d.used("tiingo")), Some(3));
+    // The same batch again, as after a timeout whose first attempt did land.
+    store
+        .apply_batch(&first)
+        .expect("a duplicate is not an error");
+    let stored = store
+        .load_day(day())
+        .expect("readable")
+        .expect("item exists");
+    assert_eq!(
+        (stored.used("tiingo"), stored.used("finnhub")),
+        (3, 1),
+        "applied once"
+    );
+    // Control: a new batch (the next sequence) does add, and so would the retry above
+    // without the sequence condition.
+    store
+        .apply_batch(&batch("a", 2, vec![3, 0, 0]))
+        .expect("applied");
+    // Another instance's sequence numbers are its own.
+    store
+        .apply_batch(&batch("b", 1, vec![1, 0, 0]))
+        .expect("applied");
+    let stored = store
+        .load_day(day())
+        .expect("readable")
+        .expect("item exists");
+    assert_eq!(stored.used("tiingo"), 7);
+}
+
+#[test]
+fn items_keep_the_original_schema_and_their_limits() {
+    let server = Server::start();
+    let store = server.store("schema", clock());
+    store
+        .apply_batch(&batch("a", 1, vec![2, 0, 5]))
+        .expect("applied");
+    let item = store
+        .inner()
+        .client()
+        .get_item()
+        .table_name("schema")
+        .key("PK", aws_value("SYSTEM#QUOTA"))
+        .key("SK", aws_value("2026-11-29"));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let output = runtime.block_on(item.send()).expect("readable");
+    let item = output.item().expect("the item exists");
+    let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).cloned();
+    let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    assert_eq!(n("tiingo_used").as_deref(), Some("2"));
+    assert_eq!(n("sendgrid_used").as_deref(), Some("5"));
+    assert_eq!(n("finnhub_used"), None, "no delta, no counter");
+    assert_eq!(n("total_api_calls_today").as_deref(), Some("7"));
+    assert_eq!(
+        n("finnhub_limit").as_deref(),
+        Some("60"),
+        "limits stored with the counters"
+    );
+    assert_eq!(s("entity_type").as_deref(), Some("QUOTA_TRACKER"));
+    assert_eq!(s("updated_at").as_deref(), Some("2026-11-29T01:00:00.000Z"));
+    let ttl: i64 = n("ttl_timestamp")
+        .and_then(|t| t.parse().ok())
+        .expect("a ttl");
+    assert_eq!(ttl, (day().start().0 + 3_600_000) / 1000 + 7 * 24 * 3600);
+}
+
+fn aws_value(s: &str) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(s.to_owned())
+}
+
+#[test]
+fn errors_name_their_cause() {
+    let server = Server::start();
+    let config = DynamoConfig {
+        table: "no-such-table".to_owned(),
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    };
+    let store = BlockingDynamoStore::connect(&config, clock()).expect("runtime");
+    let err = store
+        .apply_batch(&batch("a", 1, vec![1, 0, 0]))
+        .expect_err("no table");
+    assert_eq!(err.kind, StoreErrorKind::Rejected);
+    assert!(
+        err.message
+            .contains("table \"no-such-table\" does not exist"),
+        "{err}"
+    );
+
+    // Nothing listens on this port: the write did not happen, or may have; either way the
+    // tracker keeps the deltas (pending or in doubt), and the message says what failed.
+    let config = DynamoConfig {
+        table: "t".to_owned(),
+        endpoint: Some("http://127.0.0.1:9".to_owned()),
+        region: "us-east-1".to_owned(),
+    };
+    let store = BlockingDynamoStore::connect(&config, clock()).expect("runtime");
+    let err = store
+        .apply_batch(&batch("a", 1, vec![1, 0, 0]))
+        .expect_err("unreachable");
+    assert_ne!(err.kind, StoreErrorKind::Rejected, "{err}");
+    assert!(err.message.contains("gave up after"), "{err}");
+}

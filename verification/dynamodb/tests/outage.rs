@@ -1,0 +1,106 @@
+//! The server paused mid-run: recording goes on locally, `can_call` keeps answering, the sync
+//! in flight stalls (its attempts time out and are retried, or it fails and keeps its deltas)
+//! without the recorder waiting, and after the server is back every call is in the table once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use quota_dynamodb_tests::Server;
+use quota_tracker::{
+    QuotaConfig, Store, SyncReport, SyncedTracker, TickingClock, Tracker, TrackerOptions,
+};
+
+fn docker(args: &[&str]) {
+    let status = std::process::Command::new("docker")
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
+    assert!(status.success(), "docker {args:?} failed");
+}
+
+#[test]
+fn a_paused_server_delays_syncs_and_loses_nothing() {
+    let server = Server::start();
+    let Some(container) = &server.container else {
+        eprintln!(
+            "QUOTA_DYNAMODB_ENDPOINT is set: this test pauses its own container, so it does not apply"
+        );
+        return;
+    };
+    let clock = TickingClock::start();
+    let store = Arc::new(server.store("outage", clock.clone()));
+    let options = TrackerOptions {
+        instance: "outage".into(),
+        sync_interval_ms: i64::MAX,
+        reload_interval_ms: i64::MAX,
+    };
+    let tracker = Tracker::with_options(QuotaConfig::default(), clock.clone(), options);
+    let instance = Arc::new(SyncedTracker::new(tracker, Arc::clone(&store)));
+    let tiingo = instance.tracker().service("tiingo").expect("configured");
+
+    // A syncer thread syncs all the time; the recorder never waits for it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let syncer = {
+        let (instance, stop) = (Arc::clone(&instance), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let (mut applied, mut failed) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                match instance.sync() {
+                    SyncReport::Applied { .. } => applied += 1,
+                    SyncReport::Failed(_) => failed += 1,
+                    _ => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            (applied, failed)
+        })
+    };
+    let mut recorded = 0u64;
+    let mut record_for = |duration: Duration| {
+        let started = Instant::now();
+        let mut slowest = Duration::ZERO;
+        while started.elapsed() < duration {
+            let t0 = Instant::now();
+            instance
+                .tracker()
+                .record_call(tiingo, 1)
+                .expect("valid call");
+            assert!(
+                instance.tracker().usage(tiingo).is_ok(),
+                "can_call keeps answering"
+            );
+            slowest = slowest.max(t0.elapsed());
+            recorded += 1;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        slowest
+    };
+    record_for(Duration::from_millis(500));
+    docker(&["pause", container.id()]);
+    let slowest_while_paused = record_for(Duration::from_secs(5));
+    docker(&["unpause", container.id()]);
+    record_for(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (applied, failed) = syncer.join().expect("syncer finished");
+    assert!(
+        slowest_while_paused < Duration::from_millis(100),
+        "recording waited on the store: {slowest_while_paused:?}"
+    );
+    // Flush: the store is back, everything pending or in doubt lands (once).
+    for _ in 0..20 {
+        if let SyncReport::NothingPending = instance.sync() {
+            break;
+        }
+    }
+    assert!(
+        instance.tracker().unsynced().is_empty(),
+        "everything flushed"
+    );
+    let day = instance.tracker().state().day();
+    let stored = store.load_day(day).expect("readable").expect("item exists");
+    assert_eq!(stored.used("tiingo"), recorded, "table vs calls recorded");
+    eprintln!(
+        "{recorded} calls, {applied} syncs applied, {failed} failed during the pause; \
+         slowest record_call while paused {slowest_while_paused:?}; table exact"
+    );
+}

@@ -35,6 +35,12 @@ impl DynamoConfig {
 /// An SDK client for `config`. With an endpoint and no AWS credentials in the environment,
 /// dummy credentials are used (emulators accept any).
 pub async fn connect(config: &DynamoConfig) -> Client {
+    Client::from_conf(client_config(config).await.build())
+}
+
+/// The SDK client configuration [`connect`] uses, to add to before building (tests add
+/// interceptors that inject faults).
+pub async fn client_config(config: &DynamoConfig) -> aws_sdk_dynamodb::config::Builder {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -61,5 +67,5 @@ pub async fn connect(config: &DynamoConfig) -> Client {
             ));
         }
     }
-    Client::new(&loader.load().await)
+    aws_sdk_dynamodb::config::Builder::from(&loader.load().await)
 }

@@ -18,5 +18,5 @@ mod client;
 mod item;
 mod store;
 
-pub use client::{DynamoConfig, connect};
+pub use client::{DynamoConfig, client_config, connect};
 pub use store::{BlockingDynamoStore, DynamoStore, RetryPolicy};

@@ -432,12 +432,24 @@ pub struct BlockingDynamoStore {
 impl BlockingDynamoStore {
     /// Connects as `config` says, with a runtime of one worker thread.
     pub fn connect(config: &DynamoConfig, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
+        Self::connect_with(config, clock, |builder| builder)
+    }
+
+    /// Like [`BlockingDynamoStore::connect`], letting `customize` change the SDK client
+    /// configuration first (tests add fault-injecting interceptors this way).
+    pub fn connect_with(
+        config: &DynamoConfig,
+        clock: Arc<dyn Clock>,
+        customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("quota-dynamodb")
             .enable_all()
             .build()?;
-        let store = runtime.block_on(DynamoStore::connect(config, clock));
+        let builder = runtime.block_on(crate::client::client_config(config));
+        let client = Client::from_conf(customize(builder).build());
+        let store = DynamoStore::new(client, config.table.clone(), clock);
         Ok(Self { store, runtime })
     }
 

@@ -58,12 +58,22 @@ impl Server {
 
     /// A store on a fresh table of this server (created if missing).
     pub fn store(&self, table: &str, clock: Arc<dyn Clock>) -> BlockingDynamoStore {
+        self.store_with(table, clock, |builder| builder)
+    }
+
+    /// A store whose SDK client configuration `customize` changes (fault interceptors).
+    pub fn store_with(
+        &self,
+        table: &str,
+        clock: Arc<dyn Clock>,
+        customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> BlockingDynamoStore {
         let config = DynamoConfig {
             table: table.to_owned(),
             endpoint: Some(self.endpoint.clone()),
             region: "us-east-1".to_owned(),
         };
-        let store = BlockingDynamoStore::connect(&config, clock)
+        let store = BlockingDynamoStore::connect_with(&config, clock, customize)
             .unwrap_or_else(|e| panic!("cannot start the store's runtime: {e}"));
         store
             .create_table_if_missing()

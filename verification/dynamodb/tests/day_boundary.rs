@@ -1,0 +1,72 @@
+//! A day boundary during a sync (injected clock): deltas land in their own day's item.
+
+use std::sync::Arc;
+
+use quota_dynamodb_tests::Server;
+use quota_tracker::{
+    ManualClock, NoSync, QuotaConfig, Store, SyncOutcome, SyncedTracker, Timestamp, Tracker,
+    TrackerOptions, UtcDay,
+};
+
+#[test]
+fn calls_on_both_sides_of_midnight_land_in_their_own_days() {
+    let server = Server::start();
+    let day = UtcDay::from_ymd(2026, 11, 29).expect("valid");
+    let clock = Arc::new(ManualClock::new(Timestamp(day.next().start().0 - 2_000)));
+    let store = Arc::new(server.store("midnight", clock.clone()));
+    let options = TrackerOptions {
+        instance: "midnight".into(),
+        sync_interval_ms: i64::MAX,
+        reload_interval_ms: i64::MAX,
+    };
+    let tracker = Tracker::with_options(QuotaConfig::default(), clock.clone(), options);
+    let instance = SyncedTracker::new(tracker, Arc::clone(&store));
+    let tiingo = instance.tracker().service("tiingo").expect("configured");
+
+    // 23:59:58: three calls, and a sync starts (its batch holds them)...
+    for _ in 0..3 {
+        instance.tracker().record_call(tiingo, 1).expect("valid");
+    }
+    let batch = instance.tracker().begin_sync().expect("pending");
+    // ...midnight passes while it is out; two calls are made on the new day...
+    clock.advance(3_000);
+    for _ in 0..2 {
+        instance.tracker().record_call(tiingo, 1).expect("valid");
+    }
+    // ...then the write happens and is reported.
+    let outcome = match store.apply_batch(&batch) {
+        Ok(fresh) => SyncOutcome::Applied { fresh },
+        Err(e) => e.sync_outcome(),
+    };
+    instance.tracker().finish_sync(batch, outcome);
+    assert!(matches!(
+        instance.sync(),
+        quota_tracker::SyncReport::Applied { .. }
+    ));
+    assert_eq!(
+        instance.tracker().begin_sync().map(|_| ()),
+        Err(NoSync::NothingPending)
+    );
+
+    let used = |d: UtcDay| {
+        store
+            .load_day(d)
+            .expect("readable")
+            .map_or(0, |stored| stored.used("tiingo"))
+    };
+    assert_eq!(
+        used(day),
+        3,
+        "the calls before midnight, in the old day's item"
+    );
+    assert_eq!(
+        used(day.next()),
+        2,
+        "the calls after midnight, in the new day's item"
+    );
+    assert_eq!(
+        instance.tracker().usage(tiingo).map(|u| u.used()),
+        Ok(2),
+        "today starts over"
+    );
+}

@@ -81,3 +81,81 @@ impl Server {
         store
     }
 }
+
+/// Tracker instances sharing one store, as several Lambda containers or pods would.
+pub type Instance = quota_tracker::SyncedTracker<Arc<BlockingDynamoStore>>;
+
+/// Starts `instances` trackers on `store` (syncing whenever no sync is in flight) and runs
+/// `threads` recorder threads per instance, thread `n` recording `calls` single calls on
+/// service `n mod services`. Returns the instances and the calls recorded per service.
+pub fn record_concurrently(
+    store: &Arc<BlockingDynamoStore>,
+    clock: &Arc<quota_tracker::TickingClock>,
+    name: &str,
+    instances: usize,
+    threads: usize,
+    calls: u64,
+    services: usize,
+) -> (Vec<Arc<Instance>>, Vec<u64>) {
+    let instances: Vec<Arc<Instance>> = (0..instances)
+        .map(|i| {
+            let options = quota_tracker::TrackerOptions {
+                instance: format!("{name}-{i}").into(),
+                sync_interval_ms: 0,
+                ..quota_tracker::TrackerOptions::default()
+            };
+            let clock: Arc<dyn Clock> = clock.clone();
+            let tracker = quota_tracker::Tracker::with_options(
+                quota_tracker::QuotaConfig::default(),
+                clock,
+                options,
+            );
+            Arc::new(quota_tracker::SyncedTracker::new(
+                tracker,
+                Arc::clone(store),
+            ))
+        })
+        .collect();
+    let mut expected = vec![0; services];
+    let handles: Vec<_> = (0..instances.len() * threads)
+        .map(|n| {
+            expected[n % services] += calls;
+            let instance = Arc::clone(&instances[n % instances.len()]);
+            std::thread::spawn(move || {
+                let service = instance
+                    .tracker()
+                    .config()
+                    .ids()
+                    .nth(n % services)
+                    .unwrap_or_else(|| panic!("no service {}", n % services));
+                for _ in 0..calls {
+                    if let Err(e) = instance.record_call(service, 1) {
+                        panic!("a valid call was refused: {e}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+    (instances, expected)
+}
+
+/// Syncs every instance until nothing is pending or in doubt (the store being healthy).
+pub fn flush(instances: &[Arc<Instance>]) {
+    for instance in instances {
+        for _ in 0..20 {
+            if let quota_tracker::SyncReport::NothingPending = instance.sync() {
+                break;
+            }
+        }
+        assert!(
+            instance.tracker().unsynced().is_empty(),
+            "{}: deltas left after flushing",
+            instance.tracker().instance()
+        );
+    }
+}

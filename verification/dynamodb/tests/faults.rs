@@ -13,10 +13,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
-use quota_dynamodb_tests::Server;
-use quota_tracker::{
-    QuotaConfig, Store, SyncReport, SyncedTracker, TickingClock, Tracker, TrackerOptions,
-};
+use quota_dynamodb_tests::{Server, flush, record_concurrently};
+use quota_tracker::{Store, TickingClock};
 
 /// Every `every`-th successful `UpdateItem` response is replaced, in turn, by a throttling
 /// error, a server error, or a lost response. Never two in a row, so retries get through.
@@ -77,63 +75,21 @@ fn retried_writes_that_had_landed_are_not_applied_twice() {
         injected: Arc::clone(&injected),
     };
     let store = Arc::new(server.store_with("faults", clock.clone(), |b| b.interceptor(faults)));
-    const INSTANCES: usize = 2;
-    const THREADS: usize = 2;
-    const CALLS: u64 = 300;
-    let instances: Vec<_> = (0..INSTANCES)
-        .map(|i| {
-            let options = TrackerOptions {
-                instance: format!("faulty-{i}").into(),
-                sync_interval_ms: 0,
-                ..TrackerOptions::default()
-            };
-            let tracker = Tracker::with_options(QuotaConfig::default(), clock.clone(), options);
-            Arc::new(SyncedTracker::new(tracker, Arc::clone(&store)))
-        })
-        .collect();
-    let handles: Vec<_> = (0..INSTANCES * THREADS)
-        .map(|n| {
-            let instance = Arc::clone(&instances[n % INSTANCES]);
-            std::thread::spawn(move || {
-                let service = instance
-                    .tracker()
-                    .config()
-                    .ids()
-                    .nth(n % 2)
-                    .expect("services");
-                for _ in 0..CALLS {
-                    instance.record_call(service, 1).expect("valid call");
-                }
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.join().expect("recorder finished");
-    }
-    for instance in &instances {
-        for _ in 0..20 {
-            if let SyncReport::NothingPending = instance.sync() {
-                break;
-            }
-        }
-        assert!(instance.tracker().unsynced().is_empty(), "flushed");
-    }
+    let (instances, expected) = record_concurrently(&store, &clock, "faulty", 2, 2, 300, 2);
+    flush(&instances);
     let day = instances[0].tracker().state().day();
     let stored = store.load_day(day).expect("readable").expect("item exists");
-    let per_service = CALLS * (INSTANCES * THREADS / 2) as u64;
     assert_eq!(
         stored.used("tiingo"),
-        per_service,
+        expected[0],
         "tiingo: nothing lost, nothing doubled"
     );
     assert_eq!(
         stored.used("finnhub"),
-        per_service,
+        expected[1],
         "finnhub: nothing lost, nothing doubled"
     );
     let injected = injected.load(Ordering::SeqCst);
     assert!(injected >= 10, "only {injected} faults injected");
-    eprintln!(
-        "{injected} faults injected after applied writes; table exact ({per_service} per service)"
-    );
+    eprintln!("{injected} faults injected after applied writes; table exact ({expected:?})");
 }

@@ -16,7 +16,9 @@
 
 mod client;
 mod item;
+mod qualify;
 mod store;
 
 pub use client::{DynamoConfig, client_config, connect};
+pub use qualify::{Qualification, qualify};
 pub use store::{BlockingDynamoStore, DynamoStore, RetryPolicy};

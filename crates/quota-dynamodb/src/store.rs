@@ -48,7 +48,7 @@ enum Failure {
     Rejected(String),
 }
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     error: &SdkError<E, R>,
     table: &str,
 ) -> Failure {
@@ -92,7 +92,10 @@ fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         // applied. Retrying is safe (the sequence condition makes a second apply a no-op).
         other => Failure::Transient {
             maybe_sent: true,
-            message: format!("{other}"),
+            message: format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(other)
+            ),
         },
     }
 }
@@ -221,7 +224,7 @@ impl DynamoStore {
         ))
     }
 
-    fn error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    fn error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
         &self,
         operation: &'static str,
         error: &SdkError<E, R>,

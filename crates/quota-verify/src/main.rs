@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod check_history;
 mod repro;
+mod store_check;
 
 /// Verification harness for a quota tracker that must not lose updates.
 #[derive(Debug, Parser)]
@@ -22,6 +23,7 @@ struct Cli {
 enum Command {
     Repro(repro::Args),
     CheckHistory(check_history::Args),
+    StoreCheck(store_check::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +43,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Repro(args) => repro::run(&args),
         Command::CheckHistory(args) => check_history::run(&args),
+        Command::StoreCheck(args) => store_check::run(&args),
     }
 }

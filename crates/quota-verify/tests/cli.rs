@@ -288,3 +288,27 @@ fn check_history_unusable_input_exits_3_with_the_line() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("expected a number of seconds"));
 }
+
+#[test]
+fn store_check_explains_what_it_cannot_do() {
+    let out = run(&[
+        "store-check",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--writers",
+        "1",
+        "--ops",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not run against http://127.0.0.1:9"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["store-check", "--endpoint", "http://x", "--writers", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--writers"));
+    let out = run(&["store-check", "--help"]);
+    assert!(stdout(&out).contains("Exit status: 0 nothing lost or doubled"));
+}

@@ -135,3 +135,20 @@ fn errors_name_their_cause() {
     assert_ne!(err.kind, StoreErrorKind::Rejected, "{err}");
     assert!(err.message.contains("gave up after"), "{err}");
 }
+
+#[test]
+fn the_emulator_qualifies_under_concurrent_adds_and_conditional_writes() {
+    let server = Server::start();
+    let config = DynamoConfig {
+        table: "store-check".to_owned(),
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let result = runtime
+        .block_on(quota_dynamodb::qualify(&config, 16, 20))
+        .expect("ran");
+    assert_eq!(result.expected, 320);
+    assert!(result.passed(), "{result:?}");
+    assert!(result.cas_succeeded > 0, "{result:?}");
+}

@@ -12,7 +12,7 @@ use crate::clock::Timestamp;
 use crate::config::{QuotaConfig, ServiceId};
 use crate::day::UtcDay;
 use crate::error::QuotaError;
-use crate::usage::{CRITICAL_PERCENT, Usage, at_least_percent};
+use crate::usage::{CRITICAL_PERCENT, Usage};
 
 /// Per-service counters for the current day, with the service's limits next to them so that
 /// `record` touches nothing else.
@@ -196,16 +196,23 @@ impl QuotaState {
 
     /// Every pending delta, oldest day first, leaving none pending.
     pub fn take_pending(&mut self) -> Vec<DayDeltas> {
-        let mut days = std::mem::take(&mut self.carried);
+        let days = self.pending_days();
+        self.carried.clear();
+        for counter in self.counters.iter_mut() {
+            counter.pending = 0;
+        }
+        days
+    }
+
+    /// Every pending delta, oldest day first, leaving the state as it is.
+    pub fn pending_days(&self) -> Vec<DayDeltas> {
+        let mut days = self.carried.clone();
         let today = DayDeltas {
             day: self.day,
             deltas: self.counters.iter().map(|c| c.pending).collect(),
         };
         if !today.is_empty() {
             days.push(today);
-        }
-        for counter in self.counters.iter_mut() {
-            counter.pending = 0;
         }
         days
     }
@@ -249,8 +256,7 @@ impl QuotaState {
                 .saturating_add(counter.pending)
                 .saturating_add(doubt);
             counter.used = counter.used.max(merged);
-            counter.critical_seen |=
-                at_least_percent(counter.used, service.limit(), CRITICAL_PERCENT);
+            counter.critical_seen |= counter.used >= counter.critical_at;
         }
         self.total_today = self
             .counters
@@ -296,6 +302,7 @@ impl QuotaState {
 mod tests {
     use super::*;
     use crate::clock::Timestamp;
+    use crate::usage::at_least_percent;
 
     fn day() -> UtcDay {
         UtcDay::from_ymd(2026, 11, 29).expect("valid")

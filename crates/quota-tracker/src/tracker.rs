@@ -253,7 +253,7 @@ impl<B: Backend> Tracker<B> {
     /// by whoever is writing it, not counted here.
     pub fn unsynced(&self) -> Vec<DayDeltas> {
         let cache = self.cache.lock();
-        let mut days = cache.state.clone().take_pending();
+        let mut days = cache.state.pending_days();
         if let Some(batch) = &cache.book.in_doubt {
             merge_days(&mut days, &batch.days);
         }

@@ -190,6 +190,16 @@ fn step(args: fmt::Arguments<'_>) {
     }
 }
 
+/// What a historical record variant returns: it never schedules a sync or a reload.
+fn unscheduled(usage: Usage, crossed_critical: bool) -> Recorded {
+    Recorded {
+        usage,
+        crossed_critical,
+        sync_due: false,
+        reload_due: false,
+    }
+}
+
 /// `name.used=N, ...` for every service of `state`.
 fn describe(state: &QuotaState) -> String {
     let mut parts = Vec::with_capacity(state.config().len());
@@ -242,22 +252,12 @@ impl<B: Backend> Tracker<B> {
                     // The helper takes the lock its caller holds: a non-reentrant lock never
                     // grants it.
                     let usage = self.usage(service)?;
-                    Ok(Recorded {
-                        usage,
-                        crossed_critical: outcome.crossed_critical,
-                        sync_due: false,
-                        reload_due: false,
-                    })
+                    Ok(unscheduled(usage, outcome.crossed_critical))
                 });
             }
             _ => return self.record_call(service, count),
         };
-        Ok(Recorded {
-            usage: outcome.usage,
-            crossed_critical: outcome.crossed_critical,
-            sync_due: false,
-            reload_due: false,
-        })
+        Ok(unscheduled(outcome.usage, outcome.crossed_critical))
     }
 
     /// Reads the usage of `service` the way `variant` does.
@@ -406,7 +406,7 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
             }),
             Variant::StaleSnapshotSync => {
                 let batch = tracker.with_cache(|cache| {
-                    let days = cache.state.clone().take_pending();
+                    let days = cache.state.pending_days();
                     let calls: u64 = days.iter().map(crate::batch::DayDeltas::total).sum();
                     step(format_args!("copies pending: {calls} calls"));
                     (!days.is_empty()).then(|| cache.book.new_batch(instance, config, days))

@@ -28,8 +28,12 @@ fn calls_on_both_sides_of_midnight_land_in_their_own_days() {
         instance.tracker().record_call(tiingo, 1).expect("valid");
     }
     let batch = instance.tracker().begin_sync().expect("pending");
-    // ...midnight passes while it is out; two calls are made on the new day...
-    clock.advance(3_000);
+    // ...one more call before midnight, not in that batch (the next sync must carry it to
+    // the old day's item)...
+    clock.advance(1_000);
+    instance.tracker().record_call(tiingo, 1).expect("valid");
+    // ...midnight passes while the batch is out; two calls are made on the new day...
+    clock.advance(2_000);
     for _ in 0..2 {
         instance.tracker().record_call(tiingo, 1).expect("valid");
     }
@@ -56,7 +60,7 @@ fn calls_on_both_sides_of_midnight_land_in_their_own_days() {
     };
     assert_eq!(
         used(day),
-        3,
+        4,
         "the calls before midnight, in the old day's item"
     );
     assert_eq!(

@@ -12,10 +12,7 @@ use linearizability::models::{QuotaOp, QuotaOutput};
 use linearizability::{Operation, Outcome};
 use quota_tracker::sync::{Backend, DefaultBackend, ShuttleBackend};
 use quota_tracker::zoo::Variant;
-use quota_tracker::{
-    ManualClock, MemoryStore, QuotaConfig, SyncReport, SyncedTracker, Timestamp, Tracker,
-    TrackerOptions, UtcDay,
-};
+use quota_tracker::{MemoryStore, QuotaConfig, SyncReport, SyncedTracker, Tracker, TrackerOptions};
 
 /// The services the workloads use (two of the default three).
 pub const SERVICES: [&str; 2] = ["tiingo", "finnhub"];
@@ -42,18 +39,13 @@ pub type Threads = Vec<Vec<Action>>;
 type Instance<B> = SyncedTracker<Arc<MemoryStore<B>>, B>;
 
 fn instance<B: Backend>() -> Arc<Instance<B>> {
-    let noon = UtcDay::from_ymd(2026, 11, 29)
-        .map_or(Timestamp(0), |d| Timestamp(d.start().0 + 43_200_000));
     let options = TrackerOptions {
         instance: "history".into(),
         sync_interval_ms: i64::MAX,
         reload_interval_ms: i64::MAX,
     };
-    let tracker = Tracker::<B>::new_in(
-        QuotaConfig::default(),
-        Arc::new(ManualClock::new(noon)),
-        options,
-    );
+    let tracker =
+        Tracker::<B>::new_in(QuotaConfig::default(), crate::lost_update::clock(), options);
     Arc::new(SyncedTracker::new(
         tracker,
         Arc::new(MemoryStore::<B>::default()),

@@ -67,8 +67,8 @@ impl Trial {
     }
 }
 
-/// A fixed instant, so no run crosses midnight and no sync becomes due.
-fn clock() -> Arc<ManualClock> {
+/// A clock stopped at noon, so no run crosses midnight and no sync becomes due.
+pub(crate) fn clock() -> Arc<ManualClock> {
     let noon = UtcDay::from_ymd(2026, 11, 29).map_or(Timestamp(0), |d| d.start());
     Arc::new(ManualClock::new(Timestamp(noon.0 + 12 * 3_600_000)))
 }

@@ -11,6 +11,9 @@
 //! stored one is lower. A retry of a write that already landed (a timeout after the server
 //! applied it) fails that condition and is recognised as a duplicate instead of adding twice.
 //!
+//! With the `zoo` cargo feature, [`zoo::StoreVariant`] re-introduces the original's store-level
+//! bugs (for the integration tests only).
+//!
 //! [`DynamoStore`] is async (the SDK is); [`BlockingDynamoStore`] wraps it for the blocking
 //! [`quota_tracker::Store`] trait with a runtime of its own.
 
@@ -18,7 +21,9 @@ mod client;
 mod item;
 mod qualify;
 mod store;
+#[cfg(feature = "zoo")]
+pub mod zoo;
 
 pub use client::{DynamoConfig, client_config, connect};
-pub use qualify::{Qualification, qualify};
+pub use qualify::{Qualification, qualify, qualify_client};
 pub use store::{BlockingDynamoStore, DynamoStore, RetryPolicy};

@@ -68,8 +68,18 @@ pub async fn qualify(
     writers: usize,
     ops: u64,
 ) -> Result<Qualification, StoreError> {
-    let client = connect(config).await;
-    DynamoStore::new(client.clone(), config.table.clone(), Arc::new(SystemClock))
+    qualify_client(connect(config).await, &config.table, writers, ops).await
+}
+
+/// [`qualify`] through a client built by the caller (a test injects faults this way), on
+/// `table` (created if missing).
+pub async fn qualify_client(
+    client: Client,
+    table: &str,
+    writers: usize,
+    ops: u64,
+) -> Result<Qualification, StoreError> {
+    DynamoStore::new(client.clone(), table, Arc::new(SystemClock))
         .create_table_if_missing()
         .await?;
     let started = Instant::now();
@@ -91,7 +101,7 @@ pub async fn qualify(
     let (counter, register) = (key("counter"), key("register"));
     let tasks: Vec<_> = (0..writers)
         .map(|_| {
-            let (client, table) = (client.clone(), config.table.clone());
+            let (client, table) = (client.clone(), table.to_owned());
             let (counter, register) = (counter.clone(), register.clone());
             tokio::spawn(async move { writer(&client, &table, counter, register, ops).await })
         })
@@ -106,7 +116,7 @@ pub async fn qualify(
         cas_succeeded += cas;
     }
     let read = |key: HashMap<String, AttributeValue>| {
-        let (client, table) = (client.clone(), config.table.clone());
+        let (client, table) = (client.clone(), table.to_owned());
         async move {
             client
                 .get_item()

@@ -112,10 +112,14 @@ fn jitter(bound: Duration, seed: &mut u64) -> Duration {
 /// The async DynamoDB store.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
-    clock: Arc<dyn Clock>,
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    pub(crate) clock: Arc<dyn Clock>,
     retry: RetryPolicy,
+    #[cfg(feature = "zoo")]
+    variant: crate::zoo::StoreVariant,
+    #[cfg(feature = "zoo")]
+    pub(crate) snapshots: crate::zoo::Snapshots,
 }
 
 impl DynamoStore {
@@ -126,7 +130,18 @@ impl DynamoStore {
             table: table.into(),
             clock,
             retry: RetryPolicy::default(),
+            #[cfg(feature = "zoo")]
+            variant: crate::zoo::StoreVariant::Fixed,
+            #[cfg(feature = "zoo")]
+            snapshots: crate::zoo::Snapshots::default(),
         }
+    }
+
+    /// Writes batches the way `variant` does (a historical bug, for the harness only).
+    #[cfg(feature = "zoo")]
+    pub fn with_variant(mut self, variant: crate::zoo::StoreVariant) -> Self {
+        self.variant = variant;
+        self
     }
 
     /// Connects as `config` says.
@@ -293,6 +308,26 @@ impl DynamoStore {
     /// Adds the batch's deltas, one conditional `UpdateItem` per day. Returns the latest
     /// day's counters after the write, when DynamoDB returned them.
     pub async fn apply(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        #[cfg(feature = "zoo")]
+        {
+            use crate::zoo::StoreVariant;
+            match self.variant {
+                StoreVariant::Fixed => {}
+                StoreVariant::SyncOverwrite => return self.apply_overwrite(batch).await,
+                StoreVariant::OverwriteErasesCounters => {
+                    return self.apply_then_save_whole(batch).await;
+                }
+                StoreVariant::RetryDoubleApply => {}
+            }
+        }
+        self.apply_fixed(batch).await
+    }
+
+    /// The fixed [`DynamoStore::apply`] (variants reuse it).
+    pub(crate) async fn apply_fixed(
+        &self,
+        batch: &SyncBatch,
+    ) -> Result<Option<StoredDay>, StoreError> {
         let mut fresh = None;
         // Once any day of the batch may have landed, a later failure leaves the whole batch
         // in doubt (so it is retried with the same sequence, never re-sent as a new batch).
@@ -312,6 +347,15 @@ impl DynamoStore {
             }
         }
         Ok(fresh)
+    }
+
+    /// The condition that makes a retried batch a no-op (absent in `retry-double-apply`).
+    fn at_most_once_condition(&self) -> Option<String> {
+        #[cfg(feature = "zoo")]
+        if self.variant == crate::zoo::StoreVariant::RetryDoubleApply {
+            return None;
+        }
+        Some("attribute_not_exists(#seq) OR #seq < :seq".to_owned())
     }
 
     async fn apply_day(
@@ -381,7 +425,7 @@ impl DynamoStore {
                 .key(pk.0, pk.1)
                 .key(sk.0, sk.1)
                 .update_expression(&expression)
-                .condition_expression("attribute_not_exists(#seq) OR #seq < :seq")
+                .set_condition_expression(self.at_most_once_condition())
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .return_values(ReturnValue::AllNew)
@@ -454,6 +498,13 @@ impl BlockingDynamoStore {
         let client = Client::from_conf(customize(builder).build());
         let store = DynamoStore::new(client, config.table.clone(), clock);
         Ok(Self { store, runtime })
+    }
+
+    /// Writes batches the way `variant` does (a historical bug, for the harness only).
+    #[cfg(feature = "zoo")]
+    pub fn with_variant(mut self, variant: crate::zoo::StoreVariant) -> Self {
+        self.store = self.store.with_variant(variant);
+        self
     }
 
     /// The async store inside.

@@ -13,6 +13,8 @@ use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::SyncRunner;
 use testcontainers::{Container, GenericImage};
 
+pub mod faults;
+
 /// The emulator image `scripts/dynamodb-setup` builds.
 pub const IMAGE: (&str, &str) = ("quota-verify/dynalite", "local");
 
@@ -157,5 +159,79 @@ pub fn flush(instances: &[Arc<Instance>]) {
             "{}: deltas left after flushing",
             instance.tracker().instance()
         );
+    }
+}
+
+/// The table's counters of one day against the calls recorded, per service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conservation {
+    /// Service names, in the order of the counts.
+    pub services: Vec<String>,
+    /// Calls recorded per service.
+    pub expected: Vec<u64>,
+    /// `<service>_used` in the table per service.
+    pub observed: Vec<u64>,
+}
+
+impl Conservation {
+    /// Reads `day`'s item from `store` (with a consistent read) and pairs it with `expected`,
+    /// per service of the default configuration.
+    pub fn read(store: &BlockingDynamoStore, day: quota_tracker::UtcDay, expected: &[u64]) -> Self {
+        use quota_tracker::Store as _;
+        let stored = store
+            .load_day(day)
+            .unwrap_or_else(|e| panic!("cannot read {day}'s item: {e}"));
+        let services: Vec<String> = quota_tracker::QuotaConfig::default()
+            .names()
+            .take(expected.len())
+            .map(str::to_owned)
+            .collect();
+        let observed = services
+            .iter()
+            .map(|name| stored.as_ref().map_or(0, |s| s.used(name)))
+            .collect();
+        Self {
+            services,
+            expected: expected.to_vec(),
+            observed,
+        }
+    }
+
+    /// Calls recorded but missing from the table.
+    pub fn lost(&self) -> u64 {
+        self.pairs().map(|(e, o)| e.saturating_sub(o)).sum()
+    }
+
+    /// Calls in the table beyond those recorded.
+    pub fn doubled(&self) -> u64 {
+        self.pairs().map(|(e, o)| o.saturating_sub(e)).sum()
+    }
+
+    /// Whether every service's counter equals its calls.
+    pub fn exact(&self) -> bool {
+        self.expected == self.observed
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.expected
+            .iter()
+            .copied()
+            .zip(self.observed.iter().copied())
+    }
+}
+
+impl std::fmt::Display for Conservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, name) in self.services.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(
+                f,
+                "{name}_used={} of {} recorded",
+                self.observed[i], self.expected[i]
+            )?;
+        }
+        write!(f, " (lost {}, doubled {})", self.lost(), self.doubled())
     }
 }

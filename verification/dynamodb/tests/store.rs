@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use quota_dynamodb::{BlockingDynamoStore, DynamoConfig};
 use quota_dynamodb_tests::Server;
+use quota_dynamodb_tests::faults::LostAdds;
 use quota_tracker::{
     DayDeltas, ManualClock, QuotaConfig, Store, StoreErrorKind, SyncBatch, Timestamp, UtcDay,
 };
@@ -151,4 +152,33 @@ fn the_emulator_qualifies_under_concurrent_adds_and_conditional_writes() {
     assert_eq!(result.expected, 320);
     assert!(result.passed(), "{result:?}");
     assert!(result.cas_succeeded > 0, "{result:?}");
+}
+
+#[test]
+fn a_lossy_endpoint_fails_the_store_check_with_the_counts() {
+    // The emulator, made to acknowledge every 25th ADD without applying it (client-side
+    // rewrite): the check must notice the loss in the final count and in the returns.
+    let server = Server::start();
+    let config = DynamoConfig {
+        table: "store-check-lossy".to_owned(),
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let result = runtime
+        .block_on(async {
+            let builder = quota_dynamodb::client_config(&config).await;
+            let client = aws_sdk_dynamodb::Client::from_conf(
+                builder.interceptor(LostAdds::every(25)).build(),
+            );
+            quota_dynamodb::qualify_client(client, &config.table, 16, 25).await
+        })
+        .expect("ran");
+    assert!(!result.passed(), "{result:?}");
+    assert_eq!(
+        (result.expected, result.observed, result.lost),
+        (400, 384, 16),
+        "{result:?}"
+    );
+    assert!(result.repeated_returns >= 15, "{result:?}");
 }

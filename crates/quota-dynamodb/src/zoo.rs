@@ -1,0 +1,226 @@
+//! The store-level historical variants: how the original service wrote to DynamoDB wrongly,
+//! re-introduced on purpose so the integration tests can show they catch each one against a
+//! real server. Built only with the `zoo` cargo feature.
+//!
+//! A variant is chosen per store ([`crate::DynamoStore::with_variant`]) and changes only
+//! [`crate::DynamoStore::apply`]; loads are the fixed store's.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use quota_tracker::{DayDeltas, StoreError, StoreErrorKind, StoredDay, SyncBatch, UtcDay};
+
+use crate::item::{ENTITY, TOTAL, TTL_SECONDS, iso8601, key};
+use crate::store::DynamoStore;
+
+/// A way of writing a batch: the fixed one or a historical bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreVariant {
+    /// Deltas added with `ADD`, at most once per batch (the sequence condition).
+    Fixed,
+    /// The instance's whole local snapshot written with an unconditional `PutItem`: the last
+    /// writer wins across instances.
+    SyncOverwrite,
+    /// Deltas added with `ADD`, but every third batch of an instance also saves the whole
+    /// tracker with a full-item `PutItem` that has no flat `<service>_used` counters, so it
+    /// erases what the `ADD`s wrote.
+    OverwriteErasesCounters,
+    /// Deltas added with `ADD` and no sequence condition: a retry after a timeout whose
+    /// first attempt landed adds them again.
+    RetryDoubleApply,
+}
+
+impl StoreVariant {
+    /// Every variant, the fixed one first.
+    pub const ALL: &'static [StoreVariant] = &[
+        StoreVariant::Fixed,
+        StoreVariant::SyncOverwrite,
+        StoreVariant::OverwriteErasesCounters,
+        StoreVariant::RetryDoubleApply,
+    ];
+
+    /// The id used on the command line and in reports (as in `original-service.md`).
+    pub fn id(self) -> &'static str {
+        match self {
+            StoreVariant::Fixed => "fixed",
+            StoreVariant::SyncOverwrite => "sync-overwrite",
+            StoreVariant::OverwriteErasesCounters => "overwrite-erases-counters",
+            StoreVariant::RetryDoubleApply => "retry-double-apply",
+        }
+    }
+
+    /// One line on what the variant does.
+    pub fn description(self) -> &'static str {
+        match self {
+            StoreVariant::Fixed => "ADD deltas, at most once per batch",
+            StoreVariant::SyncOverwrite => "PutItem of the local snapshot: last writer wins",
+            StoreVariant::OverwriteErasesCounters => {
+                "a periodic full-item PutItem erases the ADDed counters"
+            }
+            StoreVariant::RetryDoubleApply => "ADD without the sequence condition: retries double",
+        }
+    }
+
+    /// Whether this is a historical bug (everything but [`StoreVariant::Fixed`]).
+    pub fn is_buggy(self) -> bool {
+        self != StoreVariant::Fixed
+    }
+}
+
+impl fmt::Display for StoreVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// A store variant id that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown store variant {input:?}: expected one of {}", StoreVariant::ALL.iter().map(|v| v.id()).collect::<Vec<_>>().join(", "))]
+pub struct ParseStoreVariantError {
+    input: String,
+}
+
+impl FromStr for StoreVariant {
+    type Err = ParseStoreVariantError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StoreVariant::ALL
+            .iter()
+            .copied()
+            .find(|v| v.id() == s)
+            .ok_or_else(|| ParseStoreVariantError {
+                input: s.to_owned(),
+            })
+    }
+}
+
+/// Each instance's local view of each day, as the original's cached tracker held it: read
+/// from the store once, then grown by the instance's own calls only.
+pub(crate) type Snapshots = Arc<Mutex<HashMap<(Arc<str>, UtcDay), Vec<u64>>>>;
+
+impl DynamoStore {
+    /// `sync-overwrite`: puts the instance's snapshot (first loaded from the item, then its
+    /// own deltas added locally) over the whole item.
+    pub(crate) async fn apply_overwrite(
+        &self,
+        batch: &SyncBatch,
+    ) -> Result<Option<StoredDay>, StoreError> {
+        let mut fresh = None;
+        for day in &batch.days {
+            let snapshot = self.snapshot_after(batch, day).await?;
+            let mut item = self.full_item(day.day);
+            for (name, used) in batch.config.names().zip(&snapshot) {
+                item.insert(format!("{name}_used"), number(*used));
+            }
+            item.insert(TOTAL.to_owned(), number(snapshot.iter().sum()));
+            self.put(item).await?;
+            fresh = Some(StoredDay::new(
+                day.day,
+                batch
+                    .config
+                    .names()
+                    .map(str::to_owned)
+                    .zip(snapshot)
+                    .collect(),
+            ));
+        }
+        Ok(fresh)
+    }
+
+    /// `overwrite-erases-counters`: the fixed `ADD`, then on every third batch a full-item
+    /// save of the snapshot as a nested map, without the flat counters.
+    pub(crate) async fn apply_then_save_whole(
+        &self,
+        batch: &SyncBatch,
+    ) -> Result<Option<StoredDay>, StoreError> {
+        let fresh = self.apply_fixed(batch).await?;
+        if batch.seq.is_multiple_of(3) {
+            for day in &batch.days {
+                let snapshot = self.snapshot_after(batch, day).await?;
+                let mut item = self.full_item(day.day);
+                let data = batch
+                    .config
+                    .names()
+                    .zip(&snapshot)
+                    .map(|(name, used)| (name.to_owned(), number(*used)))
+                    .collect();
+                item.insert("quota_data".to_owned(), AttributeValue::M(data));
+                self.put(item).await?;
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// The instance's snapshot of `day` with `deltas` added (loading it on first use).
+    async fn snapshot_after(
+        &self,
+        batch: &SyncBatch,
+        day: &DayDeltas,
+    ) -> Result<Vec<u64>, StoreError> {
+        let slot = (Arc::clone(&batch.instance), day.day);
+        let cached = self
+            .snapshots
+            .lock()
+            .map_or(None, |s| s.get(&slot).cloned());
+        let mut snapshot = match cached {
+            Some(snapshot) => snapshot,
+            None => {
+                let stored = self.load(day.day).await?;
+                batch
+                    .config
+                    .names()
+                    .map(|name| stored.as_ref().map_or(0, |s| s.used(name)))
+                    .collect()
+            }
+        };
+        for (used, delta) in snapshot.iter_mut().zip(&day.deltas) {
+            *used += delta;
+        }
+        if let Ok(mut snapshots) = self.snapshots.lock() {
+            snapshots.insert(slot, snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+
+    /// Key, timestamps and entity type of a whole item, as the original's full put wrote.
+    fn full_item(&self, day: UtcDay) -> HashMap<String, AttributeValue> {
+        let now = self.clock.now();
+        let mut item: HashMap<String, AttributeValue> = key(day).into_iter().collect();
+        item.insert("updated_at".to_owned(), AttributeValue::S(iso8601(now)));
+        item.insert(
+            "ttl_timestamp".to_owned(),
+            number((now.unix_seconds() + TTL_SECONDS) as u64),
+        );
+        item.insert(
+            "entity_type".to_owned(),
+            AttributeValue::S(ENTITY.to_owned()),
+        );
+        item
+    }
+
+    async fn put(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                StoreError::new(
+                    StoreErrorKind::OutcomeUnknown,
+                    "apply",
+                    format!(
+                        "{}",
+                        aws_smithy_types::error::display::DisplayErrorContext(&e)
+                    ),
+                )
+            })
+    }
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}

@@ -1,0 +1,126 @@
+//! Faults injected at the SDK layer after the server applied a write: the "timeout after
+//! apply" case, where the client sees an error for a write that landed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::config::Intercept;
+use aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// Every `every`-th successful `UpdateItem` response is replaced, in turn, by a throttling
+/// error, a server error, or a lost response. Never two in a row, so retries get through.
+#[derive(Debug)]
+pub struct AfterApplyFaults {
+    every: u64,
+    updates: AtomicU64,
+    injected: Arc<AtomicU64>,
+}
+
+impl AfterApplyFaults {
+    /// Faults on every `every`-th applied `UpdateItem`; returns the interceptor and the count
+    /// of faults injected so far.
+    pub fn every(every: u64) -> (Self, Arc<AtomicU64>) {
+        let injected = Arc::new(AtomicU64::new(0));
+        let faults = Self {
+            every: every.max(2),
+            updates: AtomicU64::new(0),
+            injected: Arc::clone(&injected),
+        };
+        (faults, injected)
+    }
+}
+
+impl Intercept for AfterApplyFaults {
+    fn name(&self) -> &'static str {
+        "after-apply-faults"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let is_update = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == "UpdateItem");
+        if !is_update || context.response().status().as_u16() != 200 {
+            return Ok(());
+        }
+        let n = self.updates.fetch_add(1, Ordering::SeqCst);
+        if n % self.every != 1 {
+            return Ok(());
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        let (status, kind) = match (n / self.every) % 3 {
+            0 => (400, "ProvisionedThroughputExceededException"),
+            1 => (500, "InternalServerError"),
+            _ => return Err("injected: the connection dropped after the write was applied".into()),
+        };
+        let body = format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected after the write was applied"}}"#
+        );
+        let mut response = HttpResponse::new(StatusCode::try_from(status)?, SdkBody::from(body));
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        *context.response_mut() = response;
+        Ok(())
+    }
+}
+
+/// Makes an endpoint lossy on purpose, to show that `store-check` notices: every `every`-th
+/// `UpdateItem` that adds `:one` is rewritten to add 0, so the server acknowledges an
+/// increment it never made (as moto's threaded server sometimes did under concurrency).
+#[derive(Debug)]
+pub struct LostAdds {
+    every: u64,
+    adds: AtomicU64,
+}
+
+impl LostAdds {
+    /// Loses every `every`-th `ADD`.
+    pub fn every(every: u64) -> Self {
+        Self {
+            every: every.max(1),
+            adds: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Intercept for LostAdds {
+    fn name(&self) -> &'static str {
+        "lost-adds"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(input) = context
+            .input_mut()
+            .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>(
+        ) else {
+            return Ok(());
+        };
+        let Some(one) = input
+            .expression_attribute_values
+            .as_mut()
+            .and_then(|values| values.get_mut(":one"))
+        else {
+            return Ok(());
+        };
+        if self.adds.fetch_add(1, Ordering::SeqCst) % self.every == self.every - 1 {
+            *one = aws_sdk_dynamodb::types::AttributeValue::N("0".to_owned());
+        }
+        Ok(())
+    }
+}

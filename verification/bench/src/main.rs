@@ -4,6 +4,7 @@
 //! Usage: `cargo run --release -p quota-bench [-- --quick]`. Figures are wall-clock on a
 //! shared machine: compare rows of one run, not runs of different days.
 
+mod figures;
 mod hot_path;
 mod stats;
 mod store_cost;
@@ -12,12 +13,38 @@ mod sync_latency;
 use std::time::Duration;
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    if std::env::args().any(|a| a == "--help" || a == "-h") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "quota-bench [--quick]\n\nPrints the benchmark tables of BENCHMARKS.md. --quick runs fewer calls (for a smoke test)."
+            "quota-bench [--quick] [--hot-path] [--json FILE]\n\n\
+             Prints the benchmark tables of BENCHMARKS.md.\n  \
+             --quick       fewer calls (a smoke run; figures are rougher)\n  \
+             --hot-path    only the record_call table\n  \
+             --json FILE   also write the headline figures (with regression margins) as JSON,\n                \
+             for the correctness gate's baseline"
         );
         return;
+    }
+    let json = match args.iter().position(|a| a == "--json") {
+        Some(i) => match args.get(i + 1) {
+            Some(path) => Some(path.clone()),
+            None => {
+                eprintln!("error: --json needs a FILE to write the figures to");
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
+    if let Some(unknown) = args.iter().enumerate().find(|(i, a)| {
+        !matches!(a.as_str(), "--quick" | "--hot-path" | "--json")
+            && !(*i > 0 && args[i - 1] == "--json")
+    }) {
+        eprintln!(
+            "error: unknown argument {:?}: expected --quick, --hot-path or --json FILE",
+            unknown.1
+        );
+        std::process::exit(2);
     }
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; run with --release for figures worth reading");
@@ -27,11 +54,17 @@ fn main() {
         "# quota-bench ({cores} cores{})",
         if quick { ", --quick" } else { "" }
     );
-    let only_hot = std::env::args().any(|a| a == "--hot-path");
+    let only_hot = args.iter().any(|a| a == "--hot-path");
     hot_path::report(if quick { 200_000 } else { 20_000_000 });
-    if only_hot {
-        return;
+    if !only_hot {
+        sync_latency::report(Duration::from_millis(if quick { 300 } else { 3_000 }));
+        store_cost::report(if quick { 3 } else { 30 });
     }
-    sync_latency::report(Duration::from_millis(if quick { 300 } else { 3_000 }));
-    store_cost::report(if quick { 3 } else { 30 });
+    if let Some(path) = json {
+        if let Err(e) = figures::write(&path) {
+            eprintln!("error: cannot write the figures to {path}: {e}");
+            std::process::exit(1);
+        }
+        eprintln!("figures written to {path}");
+    }
 }

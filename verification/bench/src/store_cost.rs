@@ -60,6 +60,13 @@ fn simulate(instances: usize, minutes: u64) {
     let stored = store.total(day);
     let per_thousand = writes as f64 * 1000.0 / recorded as f64;
     // The original: one ADD per call, plus a full put per instance every 60 s.
+    crate::figures::keep(
+        &format!("store writes per 1,000 calls, {instances} instances"),
+        per_thousand,
+        "writes",
+        crate::figures::Better::Lower,
+        0.25,
+    );
     let original = (recorded + instances as u64 * minutes) as f64 * 1000.0 / recorded as f64;
     println!(
         "| {instances} | {recorded} | {writes} | {reads} | {per_thousand:.3} | {original:.0} | {:.0}× | {} |",

@@ -28,7 +28,8 @@ impl Store for SlowStore {
     }
 }
 
-fn scenario(name: &str, syncer: Option<Variant>, duration: Duration, delay: Duration) {
+/// Runs one scenario, prints its row, returns its p50 (ns).
+fn scenario(name: &str, syncer: Option<Variant>, duration: Duration, delay: Duration) -> u64 {
     let clock: Arc<dyn Clock> = TickingClock::start();
     let options = TrackerOptions {
         instance: "latency".into(),
@@ -87,6 +88,7 @@ fn scenario(name: &str, syncer: Option<Variant>, duration: Duration, delay: Dura
         human(p99),
         human(max)
     );
+    p50
 }
 
 /// Prints the table: no sync, the fixed sync, and the `io-under-lock` variant.
@@ -98,12 +100,19 @@ pub fn report(duration: Duration) {
     );
     println!("| scenario | calls | syncs | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|");
-    scenario("no sync running", None, duration, delay);
-    scenario(
+    let idle = scenario("no sync running", None, duration, delay);
+    let syncing = scenario(
         "fixed: sync writes outside the lock",
         Some(Variant::Fixed),
         duration,
         delay,
+    );
+    crate::figures::keep(
+        "record_call p50 with a sync in flight, ratio to no sync",
+        syncing as f64 / idle.max(1) as f64,
+        "x",
+        crate::figures::Better::Lower,
+        1.0,
     );
     scenario(
         "io-under-lock: writes holding the lock",

@@ -13,6 +13,7 @@ use linearizability::models::Quota;
 use linearizability::{Verdict, check, report};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
+use quota_evidence::Finding;
 use quota_harness::histories::{
     Action, QuotaHistory, Threads, real_threads_history, shuttle_histories,
 };
@@ -125,14 +126,21 @@ fn historical_variants_are_caught_and_shrunk() {
         let result = check(&Quota::default(), &history, None);
         let path = dir.join(format!("{}.jsonl", variant.id()));
         std::fs::write(&path, jsonl::write(&Quota::default(), &history)).expect("writable");
-        eprintln!(
-            "{variant}: shrunk to {} threads, {actions} actions: {threads:?}\n\
+        let counterexample = format!(
+            "shrunk to {} threads, {actions} actions: {threads:?}\n\
              replay: shuttle RandomScheduler seed {seed}, schedule {schedule} of {SCHEDULES} \
-             (quota_harness::histories::shuttle_histories)\nsaved: {}\n{}",
+             (quota_harness::histories::shuttle_histories)\n{}",
             threads.len(),
-            path.display(),
             report::text(&Quota::default(), &history, &result)
         );
+        Finding::new(
+            "linearizability/shuttle-proptest",
+            variant.id(),
+            true,
+            &counterexample,
+        )
+        .emit();
+        eprintln!("saved: {}", path.display());
         assert!(actions <= 6, "{variant}: shrunk only to {actions} actions");
     }
 }
@@ -148,15 +156,32 @@ fn historical_variants_are_caught_on_real_threads() {
         (Variant::SplitLock, &record_both),
         (Variant::TornRead, &read_while_recording),
     ] {
-        let attempt = (0..2_000)
-            .find(|_| verdict(&real_threads_history(variant, threads)) == Verdict::NotLinearizable);
+        let attempt = (0..2_000).find_map(|i| {
+            let history = real_threads_history(variant, threads);
+            let result = check(&Quota::default(), &history, Some(Duration::from_secs(10)));
+            (result.verdict == Verdict::NotLinearizable).then(|| (i, history, result))
+        });
+        let counterexample = attempt
+            .as_ref()
+            .map_or_else(String::new, |(i, history, result)| {
+                let report = report::text(&Quota::default(), history, result);
+                format!(
+                    "run {i} of {} threads x 50 actions ({:?}) was not linearizable\n{}",
+                    threads.len(),
+                    threads.iter().map(|t| t[0]).collect::<Vec<_>>(),
+                    report.lines().take(12).collect::<Vec<_>>().join("\n")
+                )
+            });
+        Finding::new(
+            "linearizability/real-threads",
+            variant.id(),
+            attempt.is_some(),
+            counterexample,
+        )
+        .emit();
         assert!(
             attempt.is_some(),
             "{variant}: 2,000 real-thread runs, all linearizable"
-        );
-        eprintln!(
-            "{variant}: caught on real threads at attempt {}",
-            attempt.unwrap_or(0)
         );
     }
 }

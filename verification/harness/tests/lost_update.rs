@@ -3,6 +3,7 @@
 //! The fixed tracker must count exactly; each historical variant must be *shown* to lose
 //! updates by the same workload, so the check that passes the fix is known to fail the bug.
 
+use quota_evidence::Finding;
 use quota_harness::{Trial, Variant, Workload, real_threads, shuttle_schedule};
 
 fn workload(variant: Variant, threads: usize, calls: u64) -> Workload {
@@ -54,23 +55,33 @@ fn first_loss_on_real_threads(w: &Workload, cap: usize) -> Option<(usize, Trial)
 #[test]
 fn historical_variants_lose_updates_on_real_threads() {
     for variant in [Variant::UnlockedRmw, Variant::SplitLock] {
+        let mut found = Vec::new();
         for threads in [2, 100] {
             let w = workload(variant, threads, 100);
-            let found = first_loss_on_real_threads(&w, 2_000);
-            let (attempt, trial) = found.unwrap_or_else(|| {
+            let Some((attempt, trial)) = first_loss_on_real_threads(&w, 2_000) else {
+                Finding::new("lost-update/real-threads", variant.id(), false, "").emit();
                 panic!("{variant} with {threads} threads lost nothing in 2,000 trials")
-            });
+            };
             assert_eq!(
                 trial.excess(),
                 0,
                 "{variant} loses, it does not invent calls"
             );
-            eprintln!(
-                "{variant} x{threads}: trial {attempt} lost {} of {}",
+            found.push(format!(
+                "{threads} threads x 100 calls: trial {attempt} lost {} of {} (per service {:?} of {:?})",
                 trial.lost(),
-                trial.expected.iter().sum::<u64>()
-            );
+                trial.expected.iter().sum::<u64>(),
+                trial.observed,
+                trial.expected
+            ));
         }
+        Finding::new(
+            "lost-update/real-threads",
+            variant.id(),
+            true,
+            found.join("\n"),
+        )
+        .emit();
     }
 }
 
@@ -110,6 +121,22 @@ fn shuttle_known_seed_shows_each_historical_variant_losing() {
         let w = workload(variant, 2, 100);
         let trials = shuttle_schedule(&w, 42, 20, |_| {}).expect("ran");
         let lossy = trials.iter().filter(|t| t.lost() > 0).count();
+        let first = trials.iter().position(|t| t.lost() > 0);
+        let counterexample = first.map_or_else(String::new, |i| {
+            format!(
+                "shuttle seed 42, 2 threads x 100 calls: {lossy} of 20 schedules lost updates; \
+                 schedule {i} ended at {:?} of {:?}\n\
+                 replay: quota-verify repro --variant {variant} --threads 2 --calls 100 --trials 20 --seed 42",
+                trials[i].observed, trials[i].expected
+            )
+        });
+        Finding::new(
+            "lost-update/shuttle",
+            variant.id(),
+            lossy > 0,
+            counterexample,
+        )
+        .emit();
         assert!(lossy > 0, "{variant}: seed 42 lost nothing in 20 schedules");
     }
 }

@@ -1,0 +1,64 @@
+//! The bench tier: `quota-bench --quick --json`, one check, and its figures for the baseline.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::nextest::tail;
+use crate::report::{Check, Figure, Status};
+
+/// Builds and runs the quick benchmarks; returns the check and the figures.
+pub fn run(out_dir: &Path, log: &Path) -> (Check, Vec<Figure>) {
+    let started = Instant::now();
+    let json = out_dir.join("bench.json");
+    let _ = std::fs::remove_file(&json);
+    eprintln!("  bench: building and running quota-bench --quick (release)");
+    let logged = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log);
+    let (stdout, stderr) = match logged.and_then(|f| Ok((f.try_clone()?, f))) {
+        Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
+        Err(_) => (Stdio::null(), Stdio::null()),
+    };
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "-q",
+            "-p",
+            "quota-bench",
+            "--",
+        ])
+        .args(["--quick", "--json"])
+        .arg(&json)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .status();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let figures = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Vec<Figure>>(&text).ok());
+    let (status, detail, figures) = match (status, figures) {
+        (Ok(s), Some(figures)) if s.success() => (Status::Pass, String::new(), figures),
+        (status, _) => (
+            Status::Fail,
+            format!(
+                "quota-bench did not produce its figures ({status:?}); the end of {}:\n{}",
+                log.display(),
+                tail(log, 30)
+            ),
+            Vec::new(),
+        ),
+    };
+    let check = Check {
+        name: "bench/quota-bench-quick".to_owned(),
+        tier: "bench".to_owned(),
+        status,
+        elapsed_ms,
+        detail,
+    };
+    (check, figures)
+}

@@ -1,0 +1,310 @@
+//! `quota-gate`: the correctness gate. Runs every verification tier (unit, lost-update,
+//! linearizability, loom, dynamodb, bench), judges the zoo (every historical variant must
+//! be caught by some check), optionally compares with a baseline report, and writes
+//! `report.json`, `junit.xml` and `summary.md`.
+//!
+//! Run it through `scripts/gate`, which also sets up the container engine and the emulator
+//! image. Exit status: 0 when every check passed and every variant was caught, 1 when not,
+//! 2 for bad arguments, 3 when the gate itself could not run or write its report.
+
+mod baseline;
+mod bench;
+mod nextest;
+mod output;
+mod report;
+mod tiers;
+mod zoo;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::nextest::{Invocation, tail};
+use crate::report::{Check, Report, Status, TierTime};
+use crate::tiers::{Runner, TIERS, Tier};
+
+/// The quota-verify correctness gate.
+///
+/// Runs every tier of the verification harness, checks that every historical bug of the
+/// original service (the zoo) is caught by at least one check, and writes a report:
+/// report.json (machine-readable), junit.xml (for CI systems) and summary.md (for a
+/// pull-request comment), in --out.
+///
+/// Exit status: 0 all checks passed and every variant was caught; 1 something failed (the
+/// summary names it); 2 bad arguments; 3 the gate could not run or write its report.
+#[derive(Debug, Parser)]
+#[command(name = "quota-gate", version, after_help = tiers_help())]
+struct Args {
+    /// Skip a tier (repeatable). Skipped tiers are marked in the report; a tier skipped any
+    /// other way (it could not run) fails the gate.
+    #[arg(long, value_name = "TIER", value_parser = clap::builder::PossibleValuesParser::new(tiers::names()))]
+    skip: Vec<String>,
+
+    /// Compare with a stored report: checks that disappeared, variants no longer caught,
+    /// loom models exploring under half their executions, benchmark figures worse than
+    /// their margin. Each fails the gate.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+
+    /// Store this run's report as a baseline (only when the gate passed).
+    #[arg(long, value_name = "FILE")]
+    write_baseline: Option<PathBuf>,
+
+    /// Where the reports and logs go.
+    #[arg(long, value_name = "DIR", default_value = "target/gate")]
+    out: PathBuf,
+}
+
+fn tiers_help() -> String {
+    let mut help = String::from("Tiers, in the order they run:\n");
+    for tier in TIERS {
+        help.push_str(&format!("  {:<16} {}\n", tier.name, tier.about));
+    }
+    help.push_str(&format!(
+        "  {:<16} derived: one check per historical variant (caught by which checks)\n",
+        tiers::ZOO
+    ));
+    help.push_str(&format!(
+        "  {:<16} derived, with --baseline: the regression comparisons\n",
+        tiers::BASELINE
+    ));
+    help
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<bool, String> {
+    if !Path::new("verification/gate/Cargo.toml").exists() {
+        return Err("run the gate from the workspace root (scripts/gate does)".to_owned());
+    }
+    let baseline = match &args.baseline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the baseline {}: {e}", path.display()))?;
+            Some(serde_json::from_str::<Report>(&text).map_err(|e| {
+                format!(
+                    "the baseline {} is not a gate report (report.json): {e}",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let out = std::env::current_dir()
+        .map_err(|e| format!("no current directory: {e}"))?
+        .join(&args.out);
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let evidence = out.join("evidence.jsonl");
+    let loom_report = out.join("loom.jsonl");
+    for file in [&evidence, &loom_report] {
+        std::fs::write(file, "").map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    }
+    for entry in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_file(entry.path());
+    }
+
+    let started = Instant::now();
+    let mut report = Report {
+        skipped_tiers: args.skip.clone(),
+        ..Report::default()
+    };
+    for (i, tier) in TIERS.iter().enumerate() {
+        eprintln!("[{}/{}] {} — {}", i + 1, TIERS.len(), tier.name, tier.about);
+        if args.skip.iter().any(|s| s == tier.name) {
+            eprintln!("  skipped (--skip {})", tier.name);
+            report.checks.push(Check {
+                name: format!("{}/*", tier.name),
+                tier: tier.name.to_owned(),
+                status: Status::Skip,
+                elapsed_ms: 0,
+                detail: format!("skipped by request (--skip {})", tier.name),
+            });
+            continue;
+        }
+        let tier_started = Instant::now();
+        let log = logs.join(format!("{}.log", tier.name));
+        let checks = run_tier(tier, &log, &evidence, &loom_report, &out, &mut report);
+        let elapsed_ms = tier_started.elapsed().as_millis() as u64;
+        let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+        eprintln!(
+            "  {}: {} checks, {} failed, {:.1}s",
+            tier.name,
+            checks.len(),
+            failed,
+            elapsed_ms as f64 / 1000.0
+        );
+        report.checks.extend(checks);
+        report.tier_times.push(TierTime {
+            tier: tier.name.to_owned(),
+            elapsed_ms,
+        });
+    }
+
+    let mut findings =
+        quota_evidence::read(&std::fs::read_to_string(&evidence).unwrap_or_default())
+            .unwrap_or_else(|e| {
+                report.checks.push(Check {
+                    name: "zoo/evidence".to_owned(),
+                    tier: tiers::ZOO.to_owned(),
+                    status: Status::Fail,
+                    elapsed_ms: 0,
+                    detail: format!("{}: {e}", evidence.display()),
+                });
+                Vec::new()
+            });
+    let loom_lines = zoo::read_loom(&std::fs::read_to_string(&loom_report).unwrap_or_default());
+    findings.extend(zoo::loom_findings(&loom_lines));
+    report.loom = zoo::loom_models(&loom_lines);
+    let (entries, zoo_checks) = zoo::judge(&findings, &args.skip);
+    report.zoo = entries;
+    report.checks.extend(zoo_checks);
+    if let Some(baseline) = &baseline {
+        let comparisons = baseline::compare(&report, baseline);
+        report.checks.extend(comparisons);
+    }
+    report.summarize(started.elapsed().as_millis() as u64);
+
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    write("report.json", json.clone())?;
+    write("junit.xml", output::junit(&report))?;
+    write("summary.md", output::markdown(&report))?;
+
+    println!("\n{}", output::table(&report));
+    println!("zoo:\n{}", output::zoo_table(&report));
+    let failed: Vec<&Check> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .collect();
+    for check in &failed {
+        println!("FAILED {} ({})", check.name, check.tier);
+        for line in nextest::last_lines(&check.detail, 25).lines() {
+            println!("    {line}");
+        }
+    }
+    let passed = report.passed();
+    println!(
+        "gate {}: reports in {} (report.json, junit.xml, summary.md)",
+        if passed { "PASSED" } else { "FAILED" },
+        args.out.display()
+    );
+    if let Some(path) = &args.write_baseline {
+        if passed && args.skip.is_empty() {
+            std::fs::write(path, json)
+                .map_err(|e| format!("cannot write the baseline {}: {e}", path.display()))?;
+            println!("baseline written to {}", path.display());
+        } else {
+            println!(
+                "baseline NOT written to {}: only a passing run of every tier makes a baseline",
+                path.display()
+            );
+            return Ok(false);
+        }
+    }
+    Ok(passed)
+}
+
+fn run_tier(
+    tier: &Tier,
+    log: &Path,
+    evidence: &Path,
+    loom_report: &Path,
+    out: &Path,
+    report: &mut Report,
+) -> Vec<Check> {
+    if tier.needs_emulator
+        && let Err(detail) = set_up_emulator(log)
+    {
+        return vec![Check {
+            name: format!("{}/setup", tier.name),
+            tier: tier.name.to_owned(),
+            status: Status::Fail,
+            elapsed_ms: 0,
+            detail,
+        }];
+    }
+    let env_evidence = (
+        quota_evidence::ENV.to_owned(),
+        evidence.display().to_string(),
+    );
+    let invocation = match tier.runner {
+        Runner::Bench => {
+            let (check, figures) = bench::run(out, log);
+            report.benchmarks = figures;
+            return vec![check];
+        }
+        Runner::Workspace { filter } => Invocation {
+            tier: tier.name,
+            select: ["--workspace", "--all-features", "--locked", "-E", filter]
+                .map(str::to_owned)
+                .to_vec(),
+            run_args: Vec::new(),
+            env: vec![env_evidence],
+        },
+        // As scripts/loom: release, --cfg loom only for this crate's build, its own target
+        // dir, one model at a time (two at once on 2 cores is slower, not faster).
+        Runner::Loom => Invocation {
+            tier: tier.name,
+            select: [
+                "--locked",
+                "-p",
+                "quota-loom",
+                "--cargo-profile",
+                "release",
+                "--target-dir",
+                "target/loom",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            run_args: vec!["--test-threads".to_owned(), "1".to_owned()],
+            env: vec![
+                env_evidence,
+                ("RUSTFLAGS".to_owned(), "--cfg loom".to_owned()),
+                (
+                    "QUOTA_LOOM_REPORT".to_owned(),
+                    loom_report.display().to_string(),
+                ),
+            ],
+        },
+    };
+    nextest::run(&invocation, log).checks
+}
+
+/// Runs `scripts/dynamodb-setup` (engine installed and started, image built), logging it.
+fn set_up_emulator(log: &Path) -> Result<(), String> {
+    eprintln!("  setting up the container engine and emulator image (scripts/dynamodb-setup)");
+    let file = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    let copy = file.try_clone().map_err(|e| e.to_string())?;
+    let status = Command::new("bash")
+        .arg("scripts/dynamodb-setup")
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(copy)
+        .status()
+        .map_err(|e| format!("cannot run scripts/dynamodb-setup: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "scripts/dynamodb-setup failed ({status}):\n{}",
+            tail(log, 30)
+        ))
+    }
+}

@@ -1,0 +1,88 @@
+//! The tiers the gate runs, in order, and how each is invoked.
+
+/// How a tier runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// `cargo nextest` over the workspace's tests that match a filterset.
+    Workspace {
+        /// The nextest filterset.
+        filter: &'static str,
+    },
+    /// `cargo nextest` on the loom crate, built with `--cfg loom` in release mode in its own
+    /// target dir, one model at a time.
+    Loom,
+    /// `quota-bench --quick`, figures kept for the baseline.
+    Bench,
+}
+
+/// A tier: a name users pass to `--skip`, what it covers, how it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    /// The name in reports and on the command line.
+    pub name: &'static str,
+    /// One line on what it checks.
+    pub about: &'static str,
+    /// How it runs.
+    pub runner: Runner,
+    /// Whether it needs the container engine and emulator image (`scripts/dynamodb-setup`).
+    pub needs_emulator: bool,
+}
+
+/// Every tier, in the order they run. The zoo and baseline tiers are derived from these
+/// afterwards (see `zoo.rs`, `baseline.rs`).
+pub const TIERS: &[Tier] = &[
+    Tier {
+        name: "unit",
+        about: "unit and integration tests of the crates (core, checker, CLI, bench smoke)",
+        runner: Runner::Workspace {
+            filter: "not (package(quota-harness) | package(quota-dynamodb-tests))",
+        },
+        needs_emulator: false,
+    },
+    Tier {
+        name: "lost-update",
+        about: "the 48 % lost-update reproduction: real threads and shuttle schedules",
+        runner: Runner::Workspace {
+            filter: "package(quota-harness) & binary(lost_update)",
+        },
+        needs_emulator: false,
+    },
+    Tier {
+        name: "linearizability",
+        about: "proptest workloads' histories judged by the checker (real threads, shuttle)",
+        runner: Runner::Workspace {
+            filter: "package(quota-harness) & not binary(lost_update)",
+        },
+        needs_emulator: false,
+    },
+    Tier {
+        name: "loom",
+        about: "exhaustive (or bounded) loom models of the read-modify-write and sync protocol",
+        runner: Runner::Loom,
+        needs_emulator: false,
+    },
+    Tier {
+        name: "dynamodb",
+        about: "the DynamoDB store against a real emulator in a container",
+        runner: Runner::Workspace {
+            filter: "package(quota-dynamodb-tests)",
+        },
+        needs_emulator: true,
+    },
+    Tier {
+        name: "bench",
+        about: "quick benchmarks; figures compared with the baseline",
+        runner: Runner::Bench,
+        needs_emulator: false,
+    },
+];
+
+/// The derived tier holding one check per historical variant.
+pub const ZOO: &str = "zoo";
+/// The derived tier holding the baseline comparisons.
+pub const BASELINE: &str = "baseline";
+
+/// Every tier name `--skip` accepts.
+pub fn names() -> Vec<&'static str> {
+    TIERS.iter().map(|t| t.name).collect()
+}

@@ -37,8 +37,9 @@ fn main() {
         None => None,
     };
     if let Some(unknown) = args.iter().enumerate().find(|(i, a)| {
-        !matches!(a.as_str(), "--quick" | "--hot-path" | "--json")
-            && !(*i > 0 && args[i - 1] == "--json")
+        let known = matches!(a.as_str(), "--quick" | "--hot-path" | "--json");
+        let json_file = *i > 0 && args[i - 1] == "--json";
+        !(known || json_file)
     }) {
         eprintln!(
             "error: unknown argument {:?}: expected --quick, --hot-path or --json FILE",

@@ -28,6 +28,12 @@ pub fn compare(current: &Report, baseline: &Report) -> Vec<Check> {
         .zoo
         .iter()
         .filter(|b| b.caught)
+        // Judged only when a tier that caught it then ran now (check names are `tier/...`).
+        .filter(|b| {
+            b.caught_by
+                .iter()
+                .any(|check| ran(check.split('/').next().unwrap_or_default()))
+        })
         .filter(|b| {
             !current
                 .zoo
@@ -165,6 +171,11 @@ mod tests {
         );
         assert!(checks[0].detail.contains("core::tests::a"));
         assert!(checks[2].detail.contains("100 executions, baseline 414"));
+        // A variant whose catching tier was skipped by request is not judged.
+        let mut skipped = report();
+        skipped.zoo[0].caught = false;
+        skipped.skipped_tiers = vec!["loom".into()];
+        assert_eq!(compare(&skipped, &baseline)[1].status, Status::Pass);
         // Within the margin passes.
         let mut close = report();
         close.benchmarks[0].value = 0.24;

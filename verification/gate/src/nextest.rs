@@ -72,6 +72,8 @@ fn command(invocation: &Invocation, verb: &str, log: &Path) -> Command {
         .args(&invocation.select)
         .envs(invocation.env.iter().map(|(k, v)| (k, v)))
         .env("NEXTEST_EXPERIMENTAL_LIBTEST_JSON", "1")
+        // A failure's detail is the test's own message and counterexample, not a backtrace.
+        .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     match std::fs::OpenOptions::new()

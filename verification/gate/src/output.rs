@@ -207,27 +207,29 @@ mod tests {
 
     #[test]
     fn junit_escapes_and_counts() {
-        let mut report = Report::default();
-        report.checks = vec![
-            Check {
-                name: "a::b".into(),
+        let mut report = Report {
+            checks: vec![
+                Check {
+                    name: "a::b".into(),
+                    tier: "unit".into(),
+                    status: Status::Pass,
+                    elapsed_ms: 5,
+                    detail: String::new(),
+                },
+                Check {
+                    name: "zoo/split-lock".into(),
+                    tier: "zoo".into(),
+                    status: Status::Fail,
+                    elapsed_ms: 0,
+                    detail: "lost <2> & \"more\"\n\u{1b}[31mred".into(),
+                },
+            ],
+            tier_times: vec![TierTime {
                 tier: "unit".into(),
-                status: Status::Pass,
-                elapsed_ms: 5,
-                detail: String::new(),
-            },
-            Check {
-                name: "zoo/split-lock".into(),
-                tier: "zoo".into(),
-                status: Status::Fail,
-                elapsed_ms: 0,
-                detail: "lost <2> & \"more\"\n\u{1b}[31mred".into(),
-            },
-        ];
-        report.tier_times = vec![TierTime {
-            tier: "unit".into(),
-            elapsed_ms: 1500,
-        }];
+                elapsed_ms: 1500,
+            }],
+            ..Report::default()
+        };
         report.summarize(2000);
         let xml = junit(&report);
         assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");

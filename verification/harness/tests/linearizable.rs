@@ -159,7 +159,7 @@ fn historical_variants_are_caught_on_real_threads() {
         let attempt = (0..2_000).find_map(|i| {
             let history = real_threads_history(variant, threads);
             let result = check(&Quota::default(), &history, Some(Duration::from_secs(10)));
-            (result.verdict == Verdict::NotLinearizable).then(|| (i, history, result))
+            (result.verdict == Verdict::NotLinearizable).then_some((i, history, result))
         });
         let counterexample = attempt
             .as_ref()

@@ -124,3 +124,36 @@ impl Intercept for LostAdds {
         Ok(())
     }
 }
+
+/// Counts the requests sent, by operation name (`UpdateItem`, `GetItem`, ...). Not a fault: the
+/// cost measurement of the default sync policy uses it.
+#[derive(Debug, Default, Clone)]
+pub struct CountCalls {
+    counts: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl CountCalls {
+    /// Operations sent so far, by name.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "count-calls"
+    }
+
+    // Per attempt: a retried request counts again (it is another call to the server).
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(metadata), Ok(mut counts)) = (cfg.load::<Metadata>(), self.counts.lock()) {
+            *counts.entry(metadata.name().to_owned()).or_default() += 1;
+        }
+        Ok(())
+    }
+}

@@ -128,49 +128,70 @@ impl QuotaState {
     /// about. Validates everything first, so an error leaves the counters unchanged (a day
     /// rollover caused by `now` may still happen: that is the passage of time, not a change
     /// of what was recorded).
+    #[inline]
     pub fn record(
         &mut self,
         service: ServiceId,
         count: u64,
         now: Timestamp,
     ) -> Result<RecordOutcome, QuotaError> {
-        let Some(&counter) = self.counters.get(service.0) else {
-            return Err(self.out_of_range(service));
-        };
-        if count == 0 {
-            return Err(QuotaError::ZeroCount {
-                service: self.name(service),
-            });
+        // The hot path: the error and day-rollover paths live in cold functions, so this
+        // one stays a few loads, adds and stores with nothing spilled.
+        if service.0 >= self.counters.len() || count == 0 {
+            return Err(self.invalid(service));
         }
         // Comparing with the day's end avoids a division per call.
-        let counter = if now.0 >= self.day_end && self.roll_to(now.day()) {
-            self.counters[service.0]
-        } else {
-            counter
+        if now.0 >= self.day_end {
+            self.roll_over(now);
+        }
+        let counter = self.counters[service.0];
+        let (Some(used), Some(pending), Some(total_today)) = (
+            counter.used.checked_add(count),
+            counter.pending.checked_add(count),
+            self.total_today.checked_add(count),
+        ) else {
+            return Err(self.overflow(service, count));
         };
-        let overflow = || QuotaError::Overflow {
-            service: self.name(service),
-            used: counter.used,
-            count,
-        };
-        let used = counter.used.checked_add(count).ok_or_else(overflow)?;
-        let pending = counter.pending.checked_add(count).ok_or_else(overflow)?;
-        let total_today = self.total_today.checked_add(count).ok_or_else(overflow)?;
-
         let critical = used >= counter.critical_at;
         let crossed_critical = critical && !counter.critical_seen;
-        self.counters[service.0] = Counter {
-            used,
-            pending,
-            critical_seen: counter.critical_seen || critical,
-            ..counter
-        };
+        let slot = &mut self.counters[service.0];
+        slot.used = used;
+        slot.pending = pending;
+        slot.critical_seen |= critical;
         self.total_today = total_today;
         self.updated_at = Some(now);
         Ok(RecordOutcome {
             usage: Usage::new(service, counter.limit, used),
             crossed_critical,
         })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn roll_over(&mut self, now: Timestamp) {
+        self.roll_to(now.day());
+    }
+
+    /// The error for a service id out of range or a count of zero.
+    #[cold]
+    #[inline(never)]
+    fn invalid(&self, service: ServiceId) -> QuotaError {
+        if service.0 >= self.counters.len() {
+            return self.out_of_range(service);
+        }
+        QuotaError::ZeroCount {
+            service: self.name(service),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn overflow(&self, service: ServiceId, count: u64) -> QuotaError {
+        QuotaError::Overflow {
+            service: self.name(service),
+            used: self.counters[service.0].used,
+            count,
+        }
     }
 
     /// The usage of `service`.

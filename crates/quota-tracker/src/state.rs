@@ -128,7 +128,9 @@ impl QuotaState {
     /// about. Validates everything first, so an error leaves the counters unchanged (a day
     /// rollover caused by `now` may still happen: that is the passage of time, not a change
     /// of what was recorded).
-    #[inline]
+    // `always`: with plain `#[inline]` LLVM kept it out of line in the benchmark binary (seen
+    // in `perf report`), a call and register spills inside the critical section.
+    #[inline(always)]
     pub fn record(
         &mut self,
         service: ServiceId,

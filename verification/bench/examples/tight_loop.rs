@@ -1,7 +1,8 @@
-//! One implementation in a tight single-threaded loop, for profiling (`perf record`) and for
-//! the uncontended ratio without the table's sampling: 100 million calls, ns per call.
+//! One implementation in a tight loop, for profiling (`perf record`) and for ratios without
+//! the table's sampling: 100 million calls over THREADS threads (1 by default), rotating
+//! services, wall time per call.
 //!
-//! `cargo run --release -p quota-bench --example tight_loop -- floor|toy|core`
+//! `cargo run --release -p quota-bench --example tight_loop -- floor|toy|core [THREADS]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,50 +12,91 @@ use quota_tracker::{Clock, QuotaConfig, TickingClock, Tracker, TrackerOptions};
 
 const CALLS: u64 = 100_000_000;
 
+/// One implementation, shared by the threads.
+enum Subject {
+    Floor(AtomicU64),
+    Toy(parking_lot::Mutex<([u64; 3], [u64; 3], u64)>),
+    Core(Tracker, Vec<quota_tracker::ServiceId>),
+}
+
+impl Subject {
+    fn new(which: &str) -> Option<Self> {
+        Some(match which {
+            "floor" => Subject::Floor(AtomicU64::new(0)),
+            "toy" => Subject::Toy(parking_lot::Mutex::new(([0; 3], [0; 3], 0))),
+            "core" => {
+                let clock: Arc<dyn Clock> = TickingClock::start();
+                let options = TrackerOptions {
+                    instance: "tight-loop".into(),
+                    ..TrackerOptions::default()
+                };
+                let tracker = Tracker::with_options(QuotaConfig::default(), clock, options);
+                let ids = ["tiingo", "finnhub", "sendgrid"]
+                    .iter()
+                    .map(|name| tracker.service(name).unwrap_or_else(|e| panic!("{e}")))
+                    .collect();
+                Subject::Core(tracker, ids)
+            }
+            _ => return None,
+        })
+    }
+
+    fn run(&self, calls: u64) {
+        match self {
+            Subject::Floor(counter) => {
+                for _ in 0..calls {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    std::hint::black_box(counter);
+                }
+            }
+            Subject::Toy(toy) => {
+                for i in 0..calls {
+                    let service = (i % 3) as usize;
+                    let mut counts = toy.lock();
+                    counts.0[service] += 1;
+                    counts.1[service] += 1;
+                    counts.2 += 1;
+                    drop(counts);
+                    std::hint::black_box(toy);
+                }
+            }
+            Subject::Core(tracker, ids) => {
+                for i in 0..calls {
+                    let recorded = tracker.record_call(ids[(i % 3) as usize], 1);
+                    std::hint::black_box(&recorded);
+                }
+            }
+        }
+    }
+}
+
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_default();
-    let started = Instant::now();
-    match which.as_str() {
-        "floor" => {
-            let counter = AtomicU64::new(0);
-            for _ in 0..CALLS {
-                counter.fetch_add(1, Ordering::Relaxed);
-                std::hint::black_box(&counter);
-            }
-        }
-        "toy" => {
-            let toy = parking_lot::Mutex::new(([0u64; 3], [0u64; 3], 0u64));
-            for i in 0..CALLS {
-                let service = (i % 3) as usize;
-                let mut counts = toy.lock();
-                counts.0[service] += 1;
-                counts.1[service] += 1;
-                counts.2 += 1;
-                drop(counts);
-                std::hint::black_box(&toy);
-            }
-        }
-        "core" => {
-            let clock: Arc<dyn Clock> = TickingClock::start();
-            let options = TrackerOptions {
-                instance: "tight-loop".into(),
-                ..TrackerOptions::default()
-            };
-            let tracker = Tracker::with_options(QuotaConfig::default(), clock, options);
-            let ids: Vec<_> = ["tiingo", "finnhub", "sendgrid"]
-                .iter()
-                .map(|name| tracker.service(name).unwrap_or_else(|e| panic!("{e}")))
-                .collect();
-            for i in 0..CALLS {
-                let recorded = tracker.record_call(ids[(i % 3) as usize], 1);
-                std::hint::black_box(&recorded);
-            }
-        }
-        other => {
-            eprintln!("error: unknown implementation {other:?}: expected floor, toy or core");
+    let threads: u64 = match std::env::args().nth(2).map(|t| t.parse()) {
+        None => 1,
+        Some(Ok(t)) if t > 0 => t,
+        Some(_) => {
+            eprintln!("error: THREADS must be a whole number of at least 1");
             std::process::exit(2);
+        }
+    };
+    let Some(subject) = Subject::new(&which) else {
+        eprintln!("error: unknown implementation {which:?}: expected floor, toy or core");
+        std::process::exit(2);
+    };
+    let subject = Arc::new(subject);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let subject = Arc::clone(&subject);
+            std::thread::spawn(move || subject.run(CALLS / threads))
+        })
+        .collect();
+    for handle in handles {
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
         }
     }
     let ns = started.elapsed().as_nanos() as f64 / CALLS as f64;
-    println!("{which}: {ns:.2} ns per call");
+    println!("{which} x{threads}: {ns:.2} ns per call");
 }

@@ -9,6 +9,8 @@
 //!   (nothing re-acquires the lock), and store I/O never happens under it: the tracker hands
 //!   out [`SyncBatch`]es of pending deltas and takes back a [`SyncOutcome`] (sans-IO).
 //! - [`SyncedTracker`] wires a tracker to a blocking [`Store`] (such as [`MemoryStore`]).
+//! - [`BackgroundSync`] runs a synced tracker's store I/O on a thread of its own, so no
+//!   caller of `record_call` ever waits for the store.
 //! - [`sync`] decides the lock: parking_lot, loom under `cfg(loom)`, shuttle with the
 //!   `shuttle` feature; the same core code runs on all three.
 //! - `zoo` (feature `zoo`) holds the historical buggy variants, for the harness only.
@@ -25,6 +27,9 @@
 //! # Ok::<(), quota_tracker::QuotaError>(())
 //! ```
 
+// A real thread: not part of the loom models (which drive `SyncedTracker::sync` directly).
+#[cfg(not(loom))]
+mod background;
 mod batch;
 mod clock;
 mod config;
@@ -39,6 +44,8 @@ mod usage;
 #[cfg(feature = "zoo")]
 pub mod zoo;
 
+#[cfg(not(loom))]
+pub use background::{BackgroundSync, Totals as BackgroundTotals};
 pub use batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
 pub use clock::{Clock, ManualClock, SystemClock, TickingClock, Timestamp};
 pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};

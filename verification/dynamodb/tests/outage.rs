@@ -3,12 +3,12 @@
 //! without the recorder waiting, and after the server is back every call is in the table once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use quota_dynamodb_tests::Server;
 use quota_tracker::{
-    QuotaConfig, Store, SyncReport, SyncedTracker, TickingClock, Tracker, TrackerOptions,
+    BackgroundSync, BackgroundTotals, QuotaConfig, Store, SyncReport, SyncedTracker, TickingClock,
+    Tracker, TrackerOptions,
 };
 
 fn docker(args: &[&str]) {
@@ -39,22 +39,8 @@ fn a_paused_server_delays_syncs_and_loses_nothing() {
     let instance = Arc::new(SyncedTracker::new(tracker, Arc::clone(&store)));
     let tiingo = instance.tracker().service("tiingo").expect("configured");
 
-    // A syncer thread syncs all the time; the recorder never waits for it.
-    let stop = Arc::new(AtomicBool::new(false));
-    let syncer = {
-        let (instance, stop) = (Arc::clone(&instance), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            let (mut applied, mut failed) = (0, 0);
-            while !stop.load(Ordering::Relaxed) {
-                match instance.sync() {
-                    SyncReport::Applied { .. } => applied += 1,
-                    SyncReport::Failed(_) => failed += 1,
-                    _ => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-            (applied, failed)
-        })
-    };
+    // The store I/O runs on the background syncer's thread; the recorder never waits for it.
+    let syncer = BackgroundSync::start(Arc::clone(&instance), Duration::from_millis(5));
     let mut recorded = 0u64;
     let mut record_for = |duration: Duration| {
         let started = Instant::now();
@@ -80,8 +66,9 @@ fn a_paused_server_delays_syncs_and_loses_nothing() {
     let slowest_while_paused = record_for(Duration::from_secs(5));
     docker(&["unpause", container.id()]);
     record_for(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (applied, failed) = syncer.join().expect("syncer finished");
+    let BackgroundTotals {
+        applied, failed, ..
+    } = syncer.stop();
     assert!(
         slowest_while_paused < Duration::from_millis(100),
         "recording waited on the store: {slowest_while_paused:?}"

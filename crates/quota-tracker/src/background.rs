@@ -1,0 +1,123 @@
+//! Store I/O on a thread of its own, so that no caller of `record_call` ever waits for the
+//! store, not even the one whose call made a sync due.
+//!
+//! [`SyncedTracker::record_call`] runs a due sync on the calling thread (as the original's
+//! `_maybe_sync` did): every other caller goes on, but that one waits for the write, up to
+//! the store's timeouts and retries during an outage. With [`BackgroundSync`], callers record
+//! through [`SyncedTracker::tracker`] (which never does I/O) and the syncer thread syncs, or
+//! reloads when nothing is pending, once per period. Dropping the handle stops the thread after a last
+//! sync, so calls recorded before the drop are not left behind in memory.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::store::Store;
+use crate::sync::Backend;
+use crate::synced::{ReloadReport, SyncReport, SyncedTracker};
+
+/// The running syncer thread; stopping it (or dropping it) syncs one last time.
+pub struct BackgroundSync {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<Totals>>,
+}
+
+/// What the syncer thread did over its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Batches that landed.
+    pub applied: u64,
+    /// Syncs that failed (their deltas stayed pending, or in doubt for a retry).
+    pub failed: u64,
+    /// Reloads that merged the store's counters.
+    pub reloads: u64,
+}
+
+impl BackgroundSync {
+    /// Starts a thread that, every `period` until stopped, syncs `synced`, or reloads it when
+    /// nothing is pending (so the instance still sees other instances' calls). One store
+    /// request per period, except when a batch in doubt is resent.
+    pub fn start<S, B>(synced: Arc<SyncedTracker<S, B>>, period: Duration) -> Self
+    where
+        S: Store + Send + Sync + 'static,
+        B: Backend + 'static,
+        SyncedTracker<S, B>: Send + Sync,
+    {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("quota-sync".to_owned())
+            .spawn(move || run(&synced, &signal, period))
+            .ok();
+        if handle.is_none() {
+            tracing::error!("cannot start the quota sync thread; nothing will be synced");
+        }
+        Self { stop, handle }
+    }
+
+    /// Stops the thread after a last sync and returns what it did.
+    pub fn stop(mut self) -> Totals {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Totals {
+        let (stopped, wake) = &*self.stop;
+        if let Ok(mut stopped) = stopped.lock() {
+            *stopped = true;
+        }
+        wake.notify_all();
+        self.handle
+            .take()
+            .and_then(|handle| handle.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for BackgroundSync {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+fn run<S: Store, B: Backend>(
+    synced: &SyncedTracker<S, B>,
+    stop: &(Mutex<bool>, Condvar),
+    period: Duration,
+) -> Totals {
+    let mut totals = Totals::default();
+    loop {
+        let stopping = {
+            let (stopped, wake) = stop;
+            let Ok(guard) = stopped.lock() else { break };
+            match wake.wait_timeout_while(guard, period, |stopped| !*stopped) {
+                Ok((guard, _)) => *guard,
+                Err(_) => true,
+            }
+        };
+        // On the way out, a batch in doubt and the deltas behind it may take two syncs.
+        for _ in 0..if stopping { 4 } else { 1 } {
+            match synced.sync() {
+                SyncReport::Applied { .. } => totals.applied += 1,
+                SyncReport::Failed(error) => {
+                    totals.failed += 1;
+                    tracing::warn!(%error, "background sync failed; deltas kept pending");
+                    break;
+                }
+                // Nothing to write: read instead, to see other instances' calls.
+                SyncReport::NothingPending if !stopping => match synced.reload() {
+                    ReloadReport::Loaded => totals.reloads += 1,
+                    ReloadReport::Failed(error) => tracing::warn!(
+                        %error,
+                        "background reload failed; keeping the last known state"
+                    ),
+                    ReloadReport::InFlight => {}
+                },
+                SyncReport::NothingPending | SyncReport::InFlight => break,
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    totals
+}

@@ -182,6 +182,26 @@ pub fn markdown(report: &Report) -> String {
             entry.caught_by.join("<br>")
         );
     }
+    let examples: Vec<_> = report
+        .zoo
+        .iter()
+        .filter(|z| !z.counterexample.is_empty())
+        .collect();
+    if !examples.is_empty() {
+        out.push_str(
+            "\n<details><summary>Counterexamples (the first catching check's)</summary>\n",
+        );
+        for entry in examples {
+            let _ = writeln!(
+                out,
+                "\n`{}` — {}\n\n```\n{}\n```",
+                entry.variant,
+                entry.caught_by.first().map_or("", String::as_str),
+                entry.counterexample.trim_end()
+            );
+        }
+        out.push_str("</details>\n");
+    }
     let failed: Vec<_> = report
         .checks
         .iter()

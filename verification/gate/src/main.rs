@@ -42,6 +42,11 @@ struct Args {
     #[arg(long, value_name = "TIER", value_parser = clap::builder::PossibleValuesParser::new(tiers::names()))]
     skip: Vec<String>,
 
+    /// Run only this tier (repeatable): every other tier is skipped by request, as with
+    /// --skip. For a quick look at one tier; a release check runs them all.
+    #[arg(long, value_name = "TIER", value_parser = clap::builder::PossibleValuesParser::new(tiers::names()), conflicts_with = "skip")]
+    only: Vec<String>,
+
     /// Compare with a stored report: checks that disappeared, variants no longer caught,
     /// loom models exploring under half their executions, benchmark figures worse than
     /// their margin. Each fails the gate.
@@ -85,7 +90,22 @@ fn main() -> ExitCode {
     }
 }
 
+impl Args {
+    /// The tiers skipped by request, from --skip or --only.
+    fn skipped(&self) -> Vec<String> {
+        if self.only.is_empty() {
+            return self.skip.clone();
+        }
+        tiers::names()
+            .into_iter()
+            .filter(|name| !self.only.iter().any(|o| o == name))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 fn run(args: &Args) -> Result<bool, String> {
+    let skipped = args.skipped();
     if !Path::new("verification/gate/Cargo.toml").exists() {
         return Err("run the gate from the workspace root (scripts/gate does)".to_owned());
     }
@@ -118,19 +138,19 @@ fn run(args: &Args) -> Result<bool, String> {
 
     let started = Instant::now();
     let mut report = Report {
-        skipped_tiers: args.skip.clone(),
+        skipped_tiers: skipped.clone(),
         ..Report::default()
     };
     for (i, tier) in TIERS.iter().enumerate() {
         eprintln!("[{}/{}] {} — {}", i + 1, TIERS.len(), tier.name, tier.about);
-        if args.skip.iter().any(|s| s == tier.name) {
-            eprintln!("  skipped (--skip {})", tier.name);
+        if skipped.iter().any(|s| s == tier.name) {
+            eprintln!("  skipped by request");
             report.checks.push(Check {
                 name: format!("{}/*", tier.name),
                 tier: tier.name.to_owned(),
                 status: Status::Skip,
                 elapsed_ms: 0,
-                detail: format!("skipped by request (--skip {})", tier.name),
+                detail: "skipped by request (--skip or --only)".to_owned(),
             });
             continue;
         }
@@ -168,7 +188,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let loom_lines = zoo::read_loom(&std::fs::read_to_string(&loom_report).unwrap_or_default());
     findings.extend(zoo::loom_findings(&loom_lines));
     report.loom = zoo::loom_models(&loom_lines);
-    let (entries, zoo_checks) = zoo::judge(&findings, &args.skip);
+    let (entries, zoo_checks) = zoo::judge(&findings, &skipped);
     report.zoo = entries;
     report.checks.extend(zoo_checks);
     if let Some(baseline) = &baseline {
@@ -206,7 +226,7 @@ fn run(args: &Args) -> Result<bool, String> {
         args.out.display()
     );
     if let Some(path) = &args.write_baseline {
-        if passed && args.skip.is_empty() {
+        if passed && skipped.is_empty() {
             std::fs::write(path, json)
                 .map_err(|e| format!("cannot write the baseline {}: {e}", path.display()))?;
             println!("baseline written to {}", path.display());

@@ -100,7 +100,7 @@ fn list(invocation: &Invocation, log: &Path, spinner: &ProgressBar) -> Result<us
         }
     }
     let status = child.wait().map_err(|e| e.to_string())?;
-    spinner.set_message(format!("{}: listing", invocation.tier));
+    spinner.finish_and_clear();
     if !status.success() {
         return Err(format!(
             "building or listing the tests failed ({status}); the end of {}:\n{}",

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod check_history;
 mod repro;
+#[cfg(feature = "dynamodb")]
 mod store_check;
 
 /// Verification harness for a quota tracker that must not lose updates.
@@ -23,7 +24,16 @@ struct Cli {
 enum Command {
     Repro(repro::Args),
     CheckHistory(check_history::Args),
+    #[cfg(feature = "dynamodb")]
     StoreCheck(store_check::Args),
+    /// Qualify a DynamoDB-compatible endpoint: not in this build (built without the
+    /// `dynamodb` feature, which brings the AWS SDK).
+    #[cfg(not(feature = "dynamodb"))]
+    StoreCheck {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +53,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Repro(args) => repro::run(&args),
         Command::CheckHistory(args) => check_history::run(&args),
+        #[cfg(feature = "dynamodb")]
         Command::StoreCheck(args) => store_check::run(&args),
+        #[cfg(not(feature = "dynamodb"))]
+        Command::StoreCheck { .. } => {
+            eprintln!(
+                "error: this quota-verify was built without DynamoDB support; rebuild it with \
+                 the default features (cargo build --release -p quota-verify) to run store-check"
+            );
+            ExitCode::from(3)
+        }
     }
 }

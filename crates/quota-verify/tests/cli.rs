@@ -289,6 +289,7 @@ fn check_history_unusable_input_exits_3_with_the_line() {
     assert!(stderr(&out).contains("expected a number of seconds"));
 }
 
+#[cfg(feature = "dynamodb")]
 #[test]
 fn store_check_explains_what_it_cannot_do() {
     let out = run(&[
@@ -311,4 +312,17 @@ fn store_check_explains_what_it_cannot_do() {
     assert!(stderr(&out).contains("--writers"));
     let out = run(&["store-check", "--help"]);
     assert!(stdout(&out).contains("Exit status: 0 nothing lost or doubled"));
+}
+
+/// Built without the `dynamodb` feature (as scripts/repro builds it), store-check says so.
+#[cfg(not(feature = "dynamodb"))]
+#[test]
+fn store_check_says_when_the_build_left_it_out() {
+    let out = run(&["store-check", "--endpoint", "http://127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("built without DynamoDB support"),
+        "{}",
+        stderr(&out)
+    );
 }

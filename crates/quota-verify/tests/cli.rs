@@ -33,9 +33,12 @@ fn json_has_the_documented_fields() {
         "100",
         "--trials",
         "200",
+        "--seed",
+        "42",
         "--json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Seeded, so the loss below does not depend on two free cores.
     let v = json(&out);
     for field in [
         "variant",
@@ -52,12 +55,25 @@ fn json_has_the_documented_fields() {
         assert!(v.get(field).is_some(), "missing {field} in {v}");
     }
     assert_eq!(v["variant"], "unlocked-rmw");
-    assert_eq!(v["seed"], serde_json::Value::Null);
+    assert_eq!(v["seed"], 42);
     assert_eq!(v["expected_total"], 200);
     assert!(v["trials_with_loss"].as_u64() > Some(0), "{v}");
     let rate = v["loss_rate"].as_f64().expect("number");
     let mean = v["mean_lost"].as_f64().expect("number");
     assert!((rate - mean / 200.0).abs() < 1e-9, "{v}");
+    // Real threads report no seed.
+    let out = run(&[
+        "repro",
+        "--variant",
+        "fixed",
+        "--threads",
+        "2",
+        "--trials",
+        "2",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["seed"], serde_json::Value::Null);
 }
 
 #[test]

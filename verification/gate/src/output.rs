@@ -13,17 +13,17 @@ pub fn table(report: &Report) -> String {
         "{:<16} {:>7} {:>7} {:>7} {:>7} {:>9}",
         "tier", "checks", "passed", "failed", "skipped", "time"
     );
-    for (tier, checks, pass, fail, skip, ms) in report.tiers() {
-        let skipped_tier = report.skipped_tiers.contains(&tier);
+    for row in report.tiers() {
+        let skipped_tier = report.skipped_tiers.contains(&row.tier);
         let _ = writeln!(
             out,
             "{:<16} {:>7} {:>7} {:>7} {:>7} {:>9}{}",
-            tier,
-            checks,
-            pass,
-            fail,
-            skip,
-            seconds(ms),
+            row.tier,
+            row.checks,
+            row.passed,
+            row.failed,
+            row.skipped,
+            seconds(row.elapsed_ms),
             if skipped_tier {
                 "  (skipped by request)"
             } else {
@@ -49,12 +49,10 @@ pub fn table(report: &Report) -> String {
 pub fn zoo_table(report: &Report) -> String {
     let mut out = String::new();
     for entry in &report.zoo {
-        let verdict = if entry.caught {
-            "caught"
-        } else if report.zoo_excused(entry) {
-            "skipped"
-        } else {
-            "MISSED"
+        let verdict = match report.status_of(&format!("zoo/{}", entry.variant)) {
+            Some(Status::Pass) => "caught",
+            Some(Status::Skip) => "skipped",
+            _ => "MISSED",
         };
         let _ = writeln!(
             out,
@@ -104,18 +102,21 @@ pub fn junit(report: &Report) -> String {
         s.skip,
         s.elapsed_ms as f64 / 1000.0
     );
-    for (tier, checks, _, fail, skip, ms) in report.tiers() {
+    for row in report.tiers() {
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{checks}\" failures=\"{fail}\" skipped=\"{skip}\" time=\"{:.3}\">",
-            xml_escape(&tier),
-            ms as f64 / 1000.0
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">",
+            xml_escape(&row.tier),
+            row.checks,
+            row.failed,
+            row.skipped,
+            row.elapsed_ms as f64 / 1000.0
         );
-        for check in report.checks.iter().filter(|c| c.tier == tier) {
+        for check in report.checks.iter().filter(|c| c.tier == row.tier) {
             let _ = write!(
                 out,
                 "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                xml_escape(&tier),
+                xml_escape(&row.tier),
                 xml_escape(&check.name),
                 check.elapsed_ms as f64 / 1000.0
             );
@@ -164,11 +165,16 @@ pub fn markdown(report: &Report) -> String {
     out.push_str(
         "| tier | checks | passed | failed | skipped | time |\n|---|---:|---:|---:|---:|---:|\n",
     );
-    for (tier, checks, pass, fail, skip, ms) in report.tiers() {
+    for row in report.tiers() {
         let _ = writeln!(
             out,
-            "| {tier} | {checks} | {pass} | {fail} | {skip} | {} |",
-            seconds(ms)
+            "| {} | {} | {} | {} | {} | {} |",
+            row.tier,
+            row.checks,
+            row.passed,
+            row.failed,
+            row.skipped,
+            seconds(row.elapsed_ms)
         );
     }
     out.push_str("\n### The zoo\n\n| variant | layer | caught | caught by |\n|---|---|---|---|\n");

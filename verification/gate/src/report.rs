@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::tiers::ZOO;
+
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -141,46 +143,114 @@ impl Report {
         };
     }
 
-    /// Whether the gate passes: no failed check, no unrequested skip, every variant caught.
+    /// Whether the gate passes: every check passed, or was skipped because the user asked.
+    ///
+    /// The zoo's checks say for each variant whether it was caught (pass), missed (fail), or
+    /// not judged because tiers were skipped by request (skip), so they need no rule here.
+    /// Any other skip (a test marked `#[ignore]` in a tier that ran) fails the gate.
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| {
-            c.status == Status::Pass
-                || (c.status == Status::Skip && self.skipped_tiers.contains(&c.tier))
-        }) && self.zoo.iter().all(|z| z.caught || self.zoo_excused(z))
+        self.checks.iter().all(|c| match c.status {
+            Status::Pass => true,
+            Status::Fail => false,
+            Status::Skip => c.tier == ZOO || self.skipped_tiers.contains(&c.tier),
+        })
     }
 
-    /// A variant not caught only because the user skipped tiers is reported, not failed.
-    pub fn zoo_excused(&self, entry: &ZooEntry) -> bool {
-        !entry.caught && !self.skipped_tiers.is_empty()
+    /// The status of the check called `name`.
+    pub fn status_of(&self, name: &str) -> Option<Status> {
+        self.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.status)
     }
 
-    /// Per tier, in order of first appearance: (tier, checks, passed, failed, skipped, ms).
-    pub fn tiers(&self) -> Vec<(String, usize, usize, usize, usize, u64)> {
-        let mut rows: Vec<(String, usize, usize, usize, usize, u64)> = Vec::new();
+    /// One row per tier, in order of first appearance.
+    pub fn tiers(&self) -> Vec<TierRow> {
+        let mut rows: Vec<TierRow> = Vec::new();
         for check in &self.checks {
-            let index = match rows.iter().position(|r| r.0 == check.tier) {
+            let index = match rows.iter().position(|r| r.tier == check.tier) {
                 Some(index) => index,
                 None => {
-                    rows.push((check.tier.clone(), 0, 0, 0, 0, 0));
+                    rows.push(TierRow {
+                        tier: check.tier.clone(),
+                        ..TierRow::default()
+                    });
                     rows.len() - 1
                 }
             };
             let row = &mut rows[index];
-            row.1 += 1;
+            row.checks += 1;
             match check.status {
-                Status::Pass => row.2 += 1,
-                Status::Fail => row.3 += 1,
-                Status::Skip => row.4 += 1,
+                Status::Pass => row.passed += 1,
+                Status::Fail => row.failed += 1,
+                Status::Skip => row.skipped += 1,
             }
         }
         for row in &mut rows {
-            row.5 = self
+            row.elapsed_ms = self
                 .tier_times
                 .iter()
-                .filter(|t| t.tier == row.0)
+                .filter(|t| t.tier == row.tier)
                 .map(|t| t.elapsed_ms)
                 .sum();
         }
         rows
+    }
+}
+
+/// One tier's line of the summary table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TierRow {
+    /// The tier.
+    pub tier: String,
+    /// Its checks.
+    pub checks: usize,
+    /// How many passed.
+    pub passed: usize,
+    /// How many failed.
+    pub failed: usize,
+    /// How many were skipped.
+    pub skipped: usize,
+    /// Its wall time, build included.
+    pub elapsed_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, tier: &str, status: Status) -> Check {
+        Check {
+            name: name.into(),
+            tier: tier.into(),
+            status,
+            elapsed_ms: 0,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_requested_skips_pass() {
+        let mut report = Report {
+            checks: vec![
+                check("a::t", "unit", Status::Pass),
+                check("loom/*", "loom", Status::Skip),
+                check("zoo/io-under-lock", ZOO, Status::Skip),
+            ],
+            skipped_tiers: vec!["loom".into()],
+            ..Report::default()
+        };
+        assert!(report.passed(), "skipped by request, the rest passed");
+        report
+            .checks
+            .push(check("a::ignored", "unit", Status::Skip));
+        assert!(!report.passed(), "an #[ignore]d test in a tier that ran");
+        report.checks.pop();
+        report
+            .checks
+            .push(check("zoo/torn-read", ZOO, Status::Fail));
+        assert!(!report.passed());
+        assert_eq!(report.status_of("zoo/torn-read"), Some(Status::Fail));
+        assert_eq!(report.tiers()[0].passed, 1);
     }
 }

@@ -14,6 +14,26 @@ pub(crate) const TTL_SECONDS: i64 = 7 * 24 * 3600;
 /// The total counter's attribute.
 pub(crate) const TOTAL: &str = "total_api_calls_today";
 
+/// Attributes every write stamps: last update, expiry, entity type.
+pub(crate) const UPDATED_AT: &str = "updated_at";
+pub(crate) const TTL: &str = "ttl_timestamp";
+pub(crate) const ENTITY_TYPE: &str = "entity_type";
+
+/// A number attribute.
+pub(crate) fn number(n: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// The values of [`UPDATED_AT`], [`TTL`] (updated_at + 7 days) and [`ENTITY_TYPE`] for a
+/// write at `now`, in that order.
+pub(crate) fn stamps(now: Timestamp) -> [(&'static str, AttributeValue); 3] {
+    [
+        (UPDATED_AT, AttributeValue::S(iso8601(now))),
+        (TTL, number(now.unix_seconds() + TTL_SECONDS)),
+        (ENTITY_TYPE, AttributeValue::S(ENTITY.to_owned())),
+    ]
+}
+
 /// The item key of `day`.
 pub(crate) fn key(day: UtcDay) -> [(String, AttributeValue); 2] {
     [

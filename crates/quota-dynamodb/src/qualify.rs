@@ -11,6 +11,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use quota_tracker::{StoreError, StoreErrorKind, SystemClock};
 
 use crate::client::{DynamoConfig, connect};
+use crate::item::number;
 use crate::store::DynamoStore;
 
 /// What [`qualify`] found.
@@ -49,11 +50,7 @@ impl Qualification {
     }
 }
 
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn number(item: Option<&HashMap<String, AttributeValue>>, name: &str) -> Option<u64> {
+fn read_number(item: Option<&HashMap<String, AttributeValue>>, name: &str) -> Option<u64> {
     item?.get(name)?.as_n().ok()?.parse().ok()
 }
 
@@ -128,8 +125,8 @@ pub async fn qualify_client(
                 .map_err(|e| failed(format!("reading back: {}", DisplayErrorContext(&e))))
         }
     };
-    let observed = number(read(counter).await?.item(), "c").unwrap_or(0);
-    let cas_observed = number(read(register).await?.item(), "v").unwrap_or(0);
+    let observed = read_number(read(counter).await?.item(), "c").unwrap_or(0);
+    let cas_observed = read_number(read(register).await?.item(), "v").unwrap_or(0);
     let expected = returns.len() as u64;
     returns.sort_unstable();
     let repeated_returns = returns.windows(2).filter(|w| w[0] == w[1]).count() as u64;
@@ -161,12 +158,12 @@ async fn writer(
             .table_name(table)
             .set_key(Some(counter.clone()))
             .update_expression("ADD c :one")
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":one", number(1))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
             .map_err(|e| failed(format!("ADD: {}", DisplayErrorContext(&e))))?;
-        returned.push(number(output.attributes.as_ref(), "c").unwrap_or(0));
+        returned.push(read_number(output.attributes.as_ref(), "c").unwrap_or(0));
     }
     let mut succeeded = 0;
     for _ in 0..ops {
@@ -178,17 +175,17 @@ async fn writer(
             .send()
             .await
             .map_err(|e| failed(format!("read: {}", DisplayErrorContext(&e))))?;
-        let seen = number(current.item(), "v");
+        let seen = read_number(current.item(), "v");
         let mut update = client
             .update_item()
             .table_name(table)
             .set_key(Some(register.clone()))
             .update_expression("SET v = :next")
-            .expression_attribute_values(":next", n(seen.unwrap_or(0) + 1));
+            .expression_attribute_values(":next", number(seen.unwrap_or(0) + 1));
         update = match seen {
             Some(value) => update
                 .condition_expression("v = :seen")
-                .expression_attribute_values(":seen", n(value)),
+                .expression_attribute_values(":seen", number(value)),
             None => update.condition_expression("attribute_not_exists(v)"),
         };
         match update.send().await {

@@ -7,15 +7,15 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, ProvisionedThroughput,
-    ReturnValue, ScalarAttributeType, TableStatus,
+    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ReturnValue,
+    ScalarAttributeType, TableStatus,
 };
 use quota_tracker::{
     Clock, DayDeltas, Store, StoreError, StoreErrorKind, StoredDay, SyncBatch, UtcDay,
 };
 
 use crate::client::{DynamoConfig, connect};
-use crate::item::{ENTITY, TOTAL, TTL_SECONDS, iso8601, key, seq_attribute, stored_day};
+use crate::item::{TOTAL, key, number, seq_attribute, stamps, stored_day};
 
 /// How often and how patiently to retry throttling and transient errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,46 +367,35 @@ impl DynamoStore {
         let mut names = HashMap::new();
         let mut values = HashMap::new();
         let (mut adds, mut sets) = (Vec::new(), Vec::new());
-        let number = |n: i64| AttributeValue::N(n.to_string());
         for (i, (service, delta)) in batch.config.services().iter().zip(&day.deltas).enumerate() {
             if *delta > 0 {
                 names.insert(format!("#u{i}"), format!("{}_used", service.name()));
-                values.insert(format!(":d{i}"), AttributeValue::N(delta.to_string()));
+                values.insert(format!(":d{i}"), number(delta));
                 adds.push(format!("#u{i} :d{i}"));
             }
             names.insert(format!("#l{i}"), format!("{}_limit", service.name()));
-            values.insert(
-                format!(":l{i}"),
-                AttributeValue::N(service.limit().to_string()),
-            );
+            values.insert(format!(":l{i}"), number(service.limit()));
             sets.push(format!("#l{i} = if_not_exists(#l{i}, :l{i})"));
         }
         names.insert("#total".to_owned(), TOTAL.to_owned());
-        values.insert(
-            ":total".to_owned(),
-            AttributeValue::N(day.total().to_string()),
-        );
+        values.insert(":total".to_owned(), number(day.total()));
         adds.push("#total :total".to_owned());
-        for (name, attribute) in [
-            ("#updated", "updated_at"),
-            ("#ttl", "ttl_timestamp"),
-            ("#entity", "entity_type"),
-            ("#seq", ""),
+        // updated_at always; ttl and entity type once, when the item is created.
+        let [updated, ttl, entity] = stamps(now);
+        for ((placeholder, (attribute, value)), set) in [
+            (("updated", updated), "#updated = :updated"),
+            (("ttl", ttl), "#ttl = if_not_exists(#ttl, :ttl)"),
+            (
+                ("entity", entity),
+                "#entity = if_not_exists(#entity, :entity)",
+            ),
         ] {
-            let attribute = if name == "#seq" {
-                seq_attribute(&batch.instance)
-            } else {
-                attribute.to_owned()
-            };
-            names.insert(name.to_owned(), attribute);
+            names.insert(format!("#{placeholder}"), attribute.to_owned());
+            values.insert(format!(":{placeholder}"), value);
+            sets.push(set.to_owned());
         }
-        values.insert(":now".to_owned(), AttributeValue::S(iso8601(now)));
-        values.insert(":ttl".to_owned(), number(now.unix_seconds() + TTL_SECONDS));
-        values.insert(":entity".to_owned(), AttributeValue::S(ENTITY.to_owned()));
-        values.insert(":seq".to_owned(), AttributeValue::N(batch.seq.to_string()));
-        sets.push("#updated = :now".to_owned());
-        sets.push("#ttl = if_not_exists(#ttl, :ttl)".to_owned());
-        sets.push("#entity = if_not_exists(#entity, :entity)".to_owned());
+        names.insert("#seq".to_owned(), seq_attribute(&batch.instance));
+        values.insert(":seq".to_owned(), number(batch.seq));
         sets.push("#seq = :seq".to_owned());
         let expression = format!("ADD {} SET {}", adds.join(", "), sets.join(", "));
 

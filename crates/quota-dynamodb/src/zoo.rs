@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_dynamodb::types::AttributeValue;
 use quota_tracker::{DayDeltas, StoreError, StoreErrorKind, StoredDay, SyncBatch, UtcDay};
 
-use crate::item::{ENTITY, TOTAL, TTL_SECONDS, iso8601, key};
+use crate::item::{TOTAL, key, number, stamps};
 use crate::store::DynamoStore;
 
 /// A way of writing a batch: the fixed one or a historical bug.
@@ -96,8 +96,8 @@ impl FromStr for StoreVariant {
     }
 }
 
-/// Each instance's local view of each day, as the original's cached tracker held it: read
-/// from the store once, then grown by the instance's own calls only.
+/// Each instance's local view of each day (`sync-overwrite`), as the original's cached
+/// tracker held it: read from the store once, then grown by the instance's own calls only.
 pub(crate) type Snapshots = Arc<Mutex<HashMap<(Arc<str>, UtcDay), Vec<u64>>>>;
 
 impl DynamoStore {
@@ -114,7 +114,7 @@ impl DynamoStore {
             for (name, used) in batch.config.names().zip(&snapshot) {
                 item.insert(format!("{name}_used"), number(*used));
             }
-            item.insert(TOTAL.to_owned(), number(snapshot.iter().sum()));
+            item.insert(TOTAL.to_owned(), number(snapshot.iter().sum::<u64>()));
             self.put(item).await?;
             fresh = Some(StoredDay::new(
                 day.day,
@@ -129,26 +129,23 @@ impl DynamoStore {
         Ok(fresh)
     }
 
-    /// `overwrite-erases-counters`: the fixed `ADD`, then on every third batch a full-item
-    /// save of the snapshot as a nested map, without the flat counters.
+    /// `overwrite-erases-counters`: the fixed `ADD`, then on every third batch a save of the
+    /// whole tracker (the counters the `ADD` returned, as a nested map) with a full-item
+    /// `PutItem`, which drops the flat counters.
     pub(crate) async fn apply_then_save_whole(
         &self,
         batch: &SyncBatch,
     ) -> Result<Option<StoredDay>, StoreError> {
         let fresh = self.apply_fixed(batch).await?;
-        if batch.seq.is_multiple_of(3) {
-            for day in &batch.days {
-                let snapshot = self.snapshot_after(batch, day).await?;
-                let mut item = self.full_item(day.day);
-                let data = batch
-                    .config
-                    .names()
-                    .zip(&snapshot)
-                    .map(|(name, used)| (name.to_owned(), number(*used)))
-                    .collect();
-                item.insert("quota_data".to_owned(), AttributeValue::M(data));
-                self.put(item).await?;
-            }
+        if let Some(stored) = fresh.as_ref().filter(|_| batch.seq.is_multiple_of(3)) {
+            let mut item = self.full_item(stored.day);
+            let data = stored
+                .used
+                .iter()
+                .map(|(name, used)| (name.clone(), number(used)))
+                .collect();
+            item.insert("quota_data".to_owned(), AttributeValue::M(data));
+            self.put(item).await?;
         }
         Ok(fresh)
     }
@@ -186,18 +183,8 @@ impl DynamoStore {
 
     /// Key, timestamps and entity type of a whole item, as the original's full put wrote.
     fn full_item(&self, day: UtcDay) -> HashMap<String, AttributeValue> {
-        let now = self.clock.now();
-        let mut item: HashMap<String, AttributeValue> = key(day).into_iter().collect();
-        item.insert("updated_at".to_owned(), AttributeValue::S(iso8601(now)));
-        item.insert(
-            "ttl_timestamp".to_owned(),
-            number((now.unix_seconds() + TTL_SECONDS) as u64),
-        );
-        item.insert(
-            "entity_type".to_owned(),
-            AttributeValue::S(ENTITY.to_owned()),
-        );
-        item
+        let stamps = stamps(self.clock.now()).map(|(name, value)| (name.to_owned(), value));
+        key(day).into_iter().chain(stamps).collect()
     }
 
     async fn put(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
@@ -219,8 +206,4 @@ impl DynamoStore {
                 )
             })
     }
-}
-
-fn number(n: u64) -> AttributeValue {
-    AttributeValue::N(n.to_string())
 }

@@ -5,20 +5,11 @@ use std::sync::Mutex;
 
 static FIGURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Which way a figure improves.
-#[derive(Debug, Clone, Copy)]
-pub enum Better {
-    /// A cost.
-    Lower,
-}
-
-/// Keeps a figure: `margin` is how much worse (a fraction) a later run may be.
-pub fn keep(name: &str, value: f64, unit: &str, better: Better, margin: f64) {
-    let better = match better {
-        Better::Lower => "lower",
-    };
+/// Keeps a cost figure (lower is better): `margin` is how much higher (a fraction) a later
+/// run may be.
+pub fn keep(name: &str, value: f64, unit: &str, margin: f64) {
     let line = serde_json::json!({
-        "name": name, "value": value, "unit": unit, "better": better, "margin": margin,
+        "name": name, "value": value, "unit": unit, "better": "lower", "margin": margin,
     });
     if let Ok(mut figures) = FIGURES.lock() {
         figures.push(line.to_string());

@@ -260,7 +260,6 @@ pub fn report(calls_per_thread_1: u64) {
             &format!("record_call, fixed core on parking_lot, {threads} threads, ratio to floor"),
             rows[2].ns_per_op / floor,
             "x floor",
-            crate::figures::Better::Lower,
             1.0,
         );
         for row in &rows {

@@ -64,7 +64,6 @@ fn simulate(instances: usize, minutes: u64) {
         &format!("store writes per 1,000 calls, {instances} instances"),
         per_thousand,
         "writes",
-        crate::figures::Better::Lower,
         0.25,
     );
     let original = (recorded + instances as u64 * minutes) as f64 * 1000.0 / recorded as f64;

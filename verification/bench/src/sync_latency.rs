@@ -111,7 +111,6 @@ pub fn report(duration: Duration) {
         "record_call p50 with a sync in flight, ratio to no sync",
         syncing as f64 / idle.max(1) as f64,
         "x",
-        crate::figures::Better::Lower,
         1.0,
     );
     scenario(

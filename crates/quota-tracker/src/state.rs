@@ -56,8 +56,13 @@ pub struct QuotaState {
     total_today: u64,
     /// Pending deltas of earlier days, still owed to those days' store items.
     carried: Vec<DayDeltas>,
-    updated_at: Option<Timestamp>,
+    /// When a call was last recorded; [`NEVER`] before the first (a plain timestamp, not an
+    /// `Option`, so recording stores one word).
+    updated_at: Timestamp,
 }
+
+/// `updated_at` before any call was recorded.
+const NEVER: Timestamp = Timestamp(i64::MIN);
 
 impl QuotaState {
     /// An empty state for `day`.
@@ -78,7 +83,7 @@ impl QuotaState {
             counters,
             total_today: 0,
             carried: Vec::new(),
-            updated_at: None,
+            updated_at: NEVER,
         }
     }
 
@@ -94,7 +99,7 @@ impl QuotaState {
 
     /// When a call was last recorded.
     pub fn updated_at(&self) -> Option<Timestamp> {
-        self.updated_at
+        (self.updated_at != NEVER).then_some(self.updated_at)
     }
 
     /// Starts a new day if `day` is later than the current one: today's pending deltas are
@@ -154,14 +159,17 @@ impl QuotaState {
         ) else {
             return Err(self.overflow(service, count));
         };
-        let critical = used >= counter.critical_at;
-        let crossed_critical = critical && !counter.critical_seen;
+        let crossed_critical = used >= counter.critical_at && !counter.critical_seen;
         let slot = &mut self.counters[service.0];
         slot.used = used;
         slot.pending = pending;
-        slot.critical_seen |= critical;
+        // Stored only when it changes: every store here is one more the lock's release
+        // waits to drain.
+        if crossed_critical {
+            slot.critical_seen = true;
+        }
         self.total_today = total_today;
-        self.updated_at = Some(now);
+        self.updated_at = now;
         Ok(RecordOutcome {
             usage: Usage::new(service, counter.limit, used),
             crossed_critical,

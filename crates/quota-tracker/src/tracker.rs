@@ -199,28 +199,40 @@ impl<B: Backend> Tracker<B> {
 
     /// Records `count` calls to `service`: one critical section over the whole
     /// read-modify-write. On error nothing recorded changes.
+    #[inline]
     pub fn record_call(&self, service: ServiceId, count: u64) -> Result<Recorded, QuotaError> {
         // Read the clock before locking: the critical section stays a few loads and stores.
         let now = self.clock.now();
         let mut cache = self.cache.lock();
         let outcome = cache.state.record(service, count, now)?;
-        cache.book.forced |= outcome.crossed_critical;
+        if outcome.crossed_critical {
+            cache.book.forced = true;
+        }
+        let sync_due = cache.sync_due(now, &self.options);
+        let reload_due = cache.reload_due(now, &self.options);
+        drop(cache);
+        // Built after the release, so its stores are not ones the release waits for.
         let recorded = Recorded {
             usage: outcome.usage,
             crossed_critical: outcome.crossed_critical,
-            sync_due: cache.sync_due(now, &self.options),
-            reload_due: cache.reload_due(now, &self.options),
+            sync_due,
+            reload_due,
         };
-        drop(cache);
         if recorded.crossed_critical {
-            tracing::warn!(
-                service = self.config.services()[service.0].name(),
-                used = recorded.usage.used(),
-                limit = recorded.usage.limit(),
-                "quota crossed the critical threshold; forcing a sync"
-            );
+            self.warn_crossed(&recorded.usage);
         }
         Ok(recorded)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn warn_crossed(&self, usage: &Usage) {
+        tracing::warn!(
+            service = self.config.services()[usage.service().0].name(),
+            used = usage.used(),
+            limit = usage.limit(),
+            "quota crossed the critical threshold; forcing a sync"
+        );
     }
 
     /// [`Tracker::record_call`] by service name.

@@ -46,19 +46,25 @@ pub struct RecordOutcome {
 }
 
 /// The per-day quota state of one tracker instance.
+// `repr(C)` and this order: what `record` touches comes first, so that inside the tracker's
+// `#[repr(C)]` cache it sits right behind the lock word, on the lock's cache line. Under
+// contention every line the holder writes moves between cores once per handoff; with
+// Rust's own field order these fields were spread over two more lines (tight loop, 2
+// threads: 54–60 → 41–46 ns per call).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(C)]
 pub struct QuotaState {
-    config: Arc<QuotaConfig>,
-    day: UtcDay,
+    counters: Box<[Counter]>,
     /// Start of the next day, in milliseconds: a call at or after it rolls the day over.
     day_end: i64,
-    counters: Box<[Counter]>,
     total_today: u64,
-    /// Pending deltas of earlier days, still owed to those days' store items.
-    carried: Vec<DayDeltas>,
     /// When a call was last recorded; [`NEVER`] before the first (a plain timestamp, not an
     /// `Option`, so recording stores one word).
     updated_at: Timestamp,
+    config: Arc<QuotaConfig>,
+    day: UtcDay,
+    /// Pending deltas of earlier days, still owed to those days' store items.
+    carried: Vec<DayDeltas>,
 }
 
 /// `updated_at` before any call was recorded.

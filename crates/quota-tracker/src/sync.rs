@@ -56,6 +56,9 @@ pub type DefaultBackend = ParkingLotBackend;
 pub type DefaultBackend = LoomBackend;
 
 /// A mutex that counts, per thread, how many cache locks are held (see [`Backend`]).
+// Aligned so that the lock word starts a cache line wherever the tracker is embedded: the
+// hot fields that follow it (see `QuotaState`) then share that one line.
+#[repr(C, align(64))]
 pub(crate) struct CacheLock<B: Backend, T: Send> {
     inner: B::Mutex<T>,
 }

@@ -124,6 +124,8 @@ impl SyncBook {
 }
 
 /// Everything the cache lock protects.
+// `repr(C)`, state first: the hot fields of `QuotaState` follow the lock word (see there).
+#[repr(C)]
 pub(crate) struct Cache {
     pub(crate) state: QuotaState,
     pub(crate) book: SyncBook,

@@ -130,12 +130,7 @@ pub struct Row {
     pub p99: u64,
 }
 
-fn run<R: Recorder>(
-    recorder: Arc<R>,
-    threads: usize,
-    calls: u64,
-    sample_every: u64,
-) -> (f64, Vec<u64>) {
+fn run<R: Recorder>(recorder: Arc<R>, threads: usize, calls: u64, sample_every: u64) -> Measured {
     let ready = Arc::new(AtomicUsize::new(0));
     let started_at = Arc::new(std::sync::OnceLock::<Instant>::new());
     let handles: Vec<_> = (0..threads)
@@ -180,36 +175,97 @@ fn run<R: Recorder>(
     ((ended - began).as_nanos() as f64 / total as f64, samples)
 }
 
-fn measure<R: Recorder>(
+/// Wall time per call (ns) and the sampled latencies of one run.
+type Measured = (f64, Vec<u64>);
+
+/// One implementation under test: a name and a run of it on fresh state.
+struct Subject {
     name: &'static str,
-    make: impl Fn() -> R,
-    threads: usize,
-    calls: u64,
-) -> Row {
-    // Warm up, then take the best of three runs (the machine is shared and noisy).
-    let _ = run(Arc::new(make()), threads, calls / 10, u64::MAX);
-    let mut best: Option<(f64, Vec<u64>)> = None;
-    for _ in 0..3 {
-        let (ns, samples) = run(Arc::new(make()), threads, calls, 64);
-        if best.as_ref().is_none_or(|(b, _)| ns < *b) {
-            best = Some((ns, samples));
+    /// Runs `calls` per thread on `threads` threads, sampling every `n`th call.
+    run: Box<dyn Fn(usize, u64, u64) -> Measured>,
+}
+
+impl Subject {
+    fn new<R: Recorder>(name: &'static str, make: impl Fn() -> R + 'static) -> Self {
+        Self {
+            name,
+            run: Box::new(move |threads, calls, sample_every| {
+                run(Arc::new(make()), threads, calls, sample_every)
+            }),
         }
     }
-    let (ns_per_op, mut samples) = best.unwrap_or_default();
-    let (p50, p99) = percentiles(&mut samples);
-    Row {
-        name,
-        threads,
-        ns_per_op,
-        p50,
-        p99,
+}
+
+/// Every implementation of the table, in row order; the floor first.
+fn subjects(ticking: &Arc<dyn Clock>, system: &Arc<dyn Clock>) -> Vec<Subject> {
+    let (ticking, ticking_std, system) =
+        (Arc::clone(ticking), Arc::clone(ticking), Arc::clone(system));
+    vec![
+        Subject::new("floor: AtomicU64::fetch_add", || Floor(AtomicU64::new(0))),
+        Subject::new("toy: parking_lot::Mutex, 3 counters", || {
+            Toy(parking_lot::Mutex::new(([0; 3], [0; 3], 0)))
+        }),
+        Subject::new("fixed core, parking_lot", move || {
+            Core::<ParkingLotBackend>::new(Arc::clone(&ticking))
+        }),
+        Subject::new("fixed core, std::sync::Mutex", move || {
+            Core::<StdBackend>::new(Arc::clone(&ticking_std))
+        }),
+        Subject::new("fixed core, parking_lot, SystemClock", move || {
+            Core::<ParkingLotBackend>::new(Arc::clone(&system))
+        }),
+        Subject::new("per-service locks", || PerServiceLocks {
+            used: Default::default(),
+            total: parking_lot::Mutex::new(0),
+        }),
+        Subject::new("lock-free atomics (no snapshot)", || Atomics {
+            used: Default::default(),
+            total: AtomicU64::new(0),
+        }),
+    ]
+}
+
+/// Rounds per thread count: each round runs every implementation once, in row order.
+const ROUNDS: usize = 5;
+
+/// Measures every subject at `threads`, keeping each one's fastest round. Interleaving the
+/// rounds spreads the VM's slow spells over all rows instead of the one that happened to be
+/// running (with three runs of one row after another, the floor alone moved 7–18 ns).
+fn measure_all(subjects: &[Subject], threads: usize, calls: u64) -> Vec<Row> {
+    for subject in subjects {
+        let _ = (subject.run)(threads, calls / 10, u64::MAX);
     }
+    let mut best: Vec<Option<Measured>> = subjects.iter().map(|_| None).collect();
+    for _ in 0..ROUNDS {
+        for (subject, best) in subjects.iter().zip(&mut best) {
+            let (ns, samples) = (subject.run)(threads, calls, 64);
+            if best.as_ref().is_none_or(|(b, _)| ns < *b) {
+                *best = Some((ns, samples));
+            }
+        }
+    }
+    subjects
+        .iter()
+        .zip(best)
+        .map(|(subject, best)| {
+            let (ns_per_op, mut samples) = best.unwrap_or_default();
+            let (p50, p99) = percentiles(&mut samples);
+            Row {
+                name: subject.name,
+                threads,
+                ns_per_op,
+                p50,
+                p99,
+            }
+        })
+        .collect()
 }
 
 /// Measures every implementation at every thread count and prints the table.
 pub fn report(calls_per_thread_1: u64) {
     let ticking: Arc<dyn Clock> = TickingClock::start();
     let system: Arc<dyn Clock> = Arc::new(SystemClock);
+    let subjects = subjects(&ticking, &system);
     println!(
         "\n## record_call: throughput and latency (2 cores; ratio = ns/op ÷ floor's ns/op in the same row group)\n"
     );
@@ -218,56 +274,7 @@ pub fn report(calls_per_thread_1: u64) {
     for threads in [1usize, 2, 8, 100] {
         // Keep total work similar across thread counts.
         let calls = (calls_per_thread_1 / threads as u64).max(10_000);
-        let rows = [
-            measure(
-                "floor: AtomicU64::fetch_add",
-                || Floor(AtomicU64::new(0)),
-                threads,
-                calls,
-            ),
-            measure(
-                "toy: parking_lot::Mutex, 3 counters",
-                || Toy(parking_lot::Mutex::new(([0; 3], [0; 3], 0))),
-                threads,
-                calls,
-            ),
-            measure(
-                "fixed core, parking_lot",
-                || Core::<ParkingLotBackend>::new(Arc::clone(&ticking)),
-                threads,
-                calls,
-            ),
-            measure(
-                "fixed core, std::sync::Mutex",
-                || Core::<StdBackend>::new(Arc::clone(&ticking)),
-                threads,
-                calls,
-            ),
-            measure(
-                "fixed core, parking_lot, SystemClock",
-                || Core::<ParkingLotBackend>::new(Arc::clone(&system)),
-                threads,
-                calls,
-            ),
-            measure(
-                "per-service locks",
-                || PerServiceLocks {
-                    used: Default::default(),
-                    total: parking_lot::Mutex::new(0),
-                },
-                threads,
-                calls,
-            ),
-            measure(
-                "lock-free atomics (no snapshot)",
-                || Atomics {
-                    used: Default::default(),
-                    total: AtomicU64::new(0),
-                },
-                threads,
-                calls,
-            ),
-        ];
+        let rows = measure_all(&subjects, threads, calls);
         let floor = rows[0].ns_per_op;
         // Noisy on a shared machine: a regression is a doubling, not a few percent.
         crate::figures::keep(

@@ -56,7 +56,7 @@ fn main() {
         if quick { ", --quick" } else { "" }
     );
     let only_hot = args.iter().any(|a| a == "--hot-path");
-    hot_path::report(if quick { 200_000 } else { 20_000_000 });
+    hot_path::report(if quick { 200_000 } else { 10_000_000 });
     if !only_hot {
         sync_latency::report(Duration::from_millis(if quick { 300 } else { 3_000 }));
         store_cost::report(if quick { 3 } else { 30 });

@@ -17,10 +17,11 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "quota-bench [--quick] [--hot-path] [--json FILE]\n\n\
+            "quota-bench [--quick] [--hot-path | --sync-latency] [--json FILE]\n\n\
              Prints the benchmark tables of BENCHMARKS.md.\n  \
              --quick       fewer calls (a smoke run; figures are rougher)\n  \
              --hot-path    only the record_call table\n  \
+             --sync-latency only the table of record_call latency with a sync in flight\n  \
              --json FILE   also write the headline figures (with regression margins) as JSON,\n                \
              for the correctness gate's baseline"
         );
@@ -37,12 +38,15 @@ fn main() {
         None => None,
     };
     if let Some(unknown) = args.iter().enumerate().find(|(i, a)| {
-        let known = matches!(a.as_str(), "--quick" | "--hot-path" | "--json");
+        let known = matches!(
+            a.as_str(),
+            "--quick" | "--hot-path" | "--sync-latency" | "--json"
+        );
         let json_file = *i > 0 && args[i - 1] == "--json";
         !(known || json_file)
     }) {
         eprintln!(
-            "error: unknown argument {:?}: expected --quick, --hot-path or --json FILE",
+            "error: unknown argument {:?}: expected --quick, --hot-path, --sync-latency or --json FILE",
             unknown.1
         );
         std::process::exit(2);
@@ -56,9 +60,18 @@ fn main() {
         if quick { ", --quick" } else { "" }
     );
     let only_hot = args.iter().any(|a| a == "--hot-path");
-    hot_path::report(if quick { 200_000 } else { 10_000_000 });
+    let only_sync = args.iter().any(|a| a == "--sync-latency");
+    if only_hot && only_sync {
+        eprintln!("error: --hot-path and --sync-latency each ask for one table only: pick one");
+        std::process::exit(2);
+    }
+    if !only_sync {
+        hot_path::report(if quick { 200_000 } else { 10_000_000 });
+    }
     if !only_hot {
         sync_latency::report(Duration::from_millis(if quick { 300 } else { 3_000 }));
+    }
+    if !only_hot && !only_sync {
         store_cost::report(if quick { 3 } else { 30 });
     }
     if let Some(path) = json {

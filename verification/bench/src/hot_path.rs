@@ -122,8 +122,10 @@ pub struct Row {
     pub name: &'static str,
     /// Threads.
     pub threads: usize,
-    /// Wall time per call over all threads, nanoseconds.
+    /// Wall time per call over all threads, nanoseconds (median round).
     pub ns_per_op: f64,
+    /// Median over rounds of this row's ns/op ÷ the floor's in the same round.
+    pub ratio_to_floor: f64,
     /// Per-call latency percentiles (ns, timer included).
     pub p50: u64,
     /// 99th percentile.
@@ -228,37 +230,54 @@ fn subjects(ticking: &Arc<dyn Clock>, system: &Arc<dyn Clock>) -> Vec<Subject> {
 /// Rounds per thread count: each round runs every implementation once, in row order.
 const ROUNDS: usize = 5;
 
-/// Measures every subject at `threads`, keeping each one's fastest round. Interleaving the
-/// rounds spreads the VM's slow spells over all rows instead of the one that happened to be
-/// running (with three runs of one row after another, the floor alone moved 7–18 ns).
+/// Measures every subject at `threads` in interleaved rounds: each row's ns/op is the median
+/// of its rounds, its ratio the median of its per-round ratios to the floor of the same round.
+/// Interleaving spreads the VM's slow spells over all rows instead of the one that happened to
+/// be running (with three runs of one row after another, the floor alone moved 7–18 ns), and
+/// the median rather than the fastest round because on two shared cores the fastest
+/// contended round is often one where the threads barely overlapped (a 2-thread floor of
+/// 6.3 ns: no contention at all).
 fn measure_all(subjects: &[Subject], threads: usize, calls: u64) -> Vec<Row> {
     for subject in subjects {
         let _ = (subject.run)(threads, calls / 10, u64::MAX);
     }
-    let mut best: Vec<Option<Measured>> = subjects.iter().map(|_| None).collect();
+    // Per subject: ns/op of each round, and every round's samples.
+    let mut rounds: Vec<(Vec<f64>, Vec<u64>)> =
+        subjects.iter().map(|_| Default::default()).collect();
     for _ in 0..ROUNDS {
-        for (subject, best) in subjects.iter().zip(&mut best) {
-            let (ns, samples) = (subject.run)(threads, calls, 64);
-            if best.as_ref().is_none_or(|(b, _)| ns < *b) {
-                *best = Some((ns, samples));
-            }
+        for (subject, (ns, samples)) in subjects.iter().zip(&mut rounds) {
+            let (round_ns, round_samples) = (subject.run)(threads, calls, 64);
+            ns.push(round_ns);
+            samples.extend(round_samples);
         }
     }
-    subjects
-        .iter()
-        .zip(best)
-        .map(|(subject, best)| {
-            let (ns_per_op, mut samples) = best.unwrap_or_default();
+    let floor = rounds[0].0.clone();
+    rounds
+        .into_iter()
+        .zip(subjects)
+        .map(|((ns, mut samples), subject)| {
+            let ratios: Vec<f64> = ns.iter().zip(&floor).map(|(n, f)| n / f).collect();
             let (p50, p99) = percentiles(&mut samples);
             Row {
                 name: subject.name,
                 threads,
-                ns_per_op,
+                ns_per_op: median(ns),
+                ratio_to_floor: median(ratios),
                 p50,
                 p99,
             }
         })
         .collect()
+}
+
+/// The median of `values` (0 when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Measures every implementation at every thread count and prints the table.
@@ -267,7 +286,7 @@ pub fn report(calls_per_thread_1: u64) {
     let system: Arc<dyn Clock> = Arc::new(SystemClock);
     let subjects = subjects(&ticking, &system);
     println!(
-        "\n## record_call: throughput and latency (2 cores; ratio = ns/op ÷ floor's ns/op in the same row group)\n"
+        "\n## record_call: throughput and latency (2 cores; {ROUNDS} interleaved rounds; ns/op: median round; ratio: median of each round's ns/op ÷ the floor's in that round)\n"
     );
     println!("| implementation | threads | ns/op | ratio to floor | p50 | p99 |");
     println!("|---|---|---|---|---|---|");
@@ -275,11 +294,10 @@ pub fn report(calls_per_thread_1: u64) {
         // Keep total work similar across thread counts.
         let calls = (calls_per_thread_1 / threads as u64).max(10_000);
         let rows = measure_all(&subjects, threads, calls);
-        let floor = rows[0].ns_per_op;
         // Noisy on a shared machine: a regression is a doubling, not a few percent.
         crate::figures::keep(
             &format!("record_call, fixed core on parking_lot, {threads} threads, ratio to floor"),
-            rows[2].ns_per_op / floor,
+            rows[2].ratio_to_floor,
             "x floor",
             1.0,
         );
@@ -289,7 +307,7 @@ pub fn report(calls_per_thread_1: u64) {
                 row.name,
                 row.threads,
                 row.ns_per_op,
-                row.ns_per_op / floor,
+                row.ratio_to_floor,
                 human(row.p50),
                 human(row.p99)
             );

@@ -34,9 +34,21 @@ struct Slice {
     syncs: u64,
 }
 
+/// What runs beside the caller in a scenario.
+#[derive(Clone, Copy)]
+enum Beside {
+    /// Nothing.
+    Nothing,
+    /// A thread that sleeps and wakes as the syncer does (a write's delay, then 1 ms) and
+    /// never touches the tracker: what a waking thread alone costs the caller on this machine.
+    Sleeper,
+    /// A thread keeping a sync of this kind in flight nearly all the time.
+    Sync(Variant),
+}
+
 /// Runs one slice of a scenario: a fresh tracker, a call due every 100 µs for `duration`,
-/// and, with `syncer`, a thread keeping a sync of that kind in flight.
-fn slice(syncer: Option<Variant>, duration: Duration, delay: Duration) -> Slice {
+/// and `beside` on a thread of its own.
+fn slice(beside: Beside, duration: Duration, delay: Duration) -> Slice {
     let clock: Arc<dyn Clock> = TickingClock::start();
     let options = TrackerOptions {
         instance: "latency".into(),
@@ -50,19 +62,27 @@ fn slice(syncer: Option<Variant>, duration: Duration, delay: Duration) -> Slice 
     };
     let synced = Arc::new(SyncedTracker::new(tracker, store));
     let done = Arc::new(AtomicBool::new(false));
-    let sync_thread = syncer.map(|variant| {
-        let (synced, done) = (Arc::clone(&synced), Arc::clone(&done));
-        std::thread::spawn(move || {
-            let mut syncs = 0u64;
-            while !done.load(Ordering::Relaxed) {
-                // Keep a write in flight nearly all the time.
-                synced.sync_as(variant);
-                syncs += 1;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            syncs
-        })
-    });
+    let sync_thread = match beside {
+        Beside::Nothing => None,
+        Beside::Sleeper | Beside::Sync(_) => {
+            let (synced, done) = (Arc::clone(&synced), Arc::clone(&done));
+            Some(std::thread::spawn(move || {
+                let mut syncs = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    match beside {
+                        // Keep a write in flight nearly all the time.
+                        Beside::Sync(variant) => {
+                            synced.sync_as(variant);
+                            syncs += 1;
+                        }
+                        _ => std::thread::sleep(delay),
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                syncs
+            }))
+        }
+    };
     let tiingo = synced
         .tracker()
         .service("tiingo")
@@ -105,7 +125,7 @@ const SLICE: Duration = Duration::from_millis(300);
 /// One table row: a scenario's pooled slices.
 struct Pooled {
     name: &'static str,
-    syncer: Option<Variant>,
+    beside: Beside,
     samples: Vec<u64>,
     /// The p99 of each slice on its own.
     slice_p99s: Vec<u64>,
@@ -138,7 +158,7 @@ impl Pooled {
     }
 }
 
-/// Prints the table: no sync, the fixed sync, and the `io-under-lock` variant.
+/// Prints the table: no sync, the control, the fixed sync, and the `io-under-lock` variant.
 pub fn report(duration: Duration) {
     let delay = Duration::from_millis(50);
     let rounds = rounds(duration);
@@ -149,27 +169,35 @@ pub fn report(duration: Duration) {
     println!("| scenario | calls | syncs | p50 | p99 | p99 of the median slice | max |");
     println!("|---|---|---|---|---|---|---|");
     let mut rows = [
-        ("no sync running", None),
-        ("fixed: sync writes outside the lock", Some(Variant::Fixed)),
+        ("no sync running", Beside::Nothing),
+        (
+            "control: a thread waking like the syncer, no sync",
+            Beside::Sleeper,
+        ),
+        (
+            "fixed: sync writes outside the lock",
+            Beside::Sync(Variant::Fixed),
+        ),
         (
             "io-under-lock: writes holding the lock",
-            Some(Variant::IoUnderLock),
+            Beside::Sync(Variant::IoUnderLock),
         ),
     ]
-    .map(|(name, syncer)| Pooled {
+    .map(|(name, beside)| Pooled {
         name,
-        syncer,
+        beside,
         samples: Vec::new(),
         slice_p99s: Vec::new(),
         syncs: 0,
     });
     for _ in 0..rounds {
         for row in &mut rows {
-            row.add(slice(row.syncer, duration / rounds, delay));
+            row.add(slice(row.beside, duration / rounds, delay));
         }
     }
-    let [idle, syncing, io_under_lock] = rows;
+    let [idle, control, syncing, io_under_lock] = rows;
     let (idle_p50, idle_p99) = idle.print();
+    let (_, control_p99) = control.print();
     let (syncing_p50, syncing_p99) = syncing.print();
     io_under_lock.print();
     crate::figures::keep(
@@ -180,8 +208,10 @@ pub fn report(duration: Duration) {
     );
     println!(
         "\nWith a sync in flight ÷ without: p50 {:.2}×, p99 of the median slice {:.2}× (one slow \
-         spell of the VM moves the pooled p99, and lands in one slice only).",
+         spell of the VM moves the pooled p99, and lands in one slice only); ÷ the control \
+         (a waking thread, no sync): p99 of the median slice {:.2}×.",
         syncing_p50 as f64 / idle_p50.max(1) as f64,
         syncing_p99 as f64 / idle_p99.max(1) as f64,
+        syncing_p99 as f64 / control_p99.max(1) as f64,
     );
 }

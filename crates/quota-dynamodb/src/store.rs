@@ -15,7 +15,7 @@ use quota_tracker::{
 };
 
 use crate::client::{DynamoConfig, connect};
-use crate::item::{TOTAL, key, number, seq_attribute, stamps, stored_day};
+use crate::item::{TOTAL, UPDATED_AT, key, number, seq_attribute, stamps, stored_day};
 
 /// How often and how patiently to retry throttling and transient errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,19 +380,16 @@ impl DynamoStore {
         names.insert("#total".to_owned(), TOTAL.to_owned());
         values.insert(":total".to_owned(), number(day.total()));
         adds.push("#total :total".to_owned());
-        // updated_at always; ttl and entity type once, when the item is created.
-        let [updated, ttl, entity] = stamps(now);
-        for ((placeholder, (attribute, value)), set) in [
-            (("updated", updated), "#updated = :updated"),
-            (("ttl", ttl), "#ttl = if_not_exists(#ttl, :ttl)"),
-            (
-                ("entity", entity),
-                "#entity = if_not_exists(#entity, :entity)",
-            ),
-        ] {
-            names.insert(format!("#{placeholder}"), attribute.to_owned());
-            values.insert(format!(":{placeholder}"), value);
-            sets.push(set.to_owned());
+        for (attribute, value) in stamps(now) {
+            let a = attribute;
+            names.insert(format!("#{a}"), a.to_owned());
+            values.insert(format!(":{a}"), value);
+            // updated_at on every write; ttl and entity type once, when the item is created.
+            sets.push(if a == UPDATED_AT {
+                format!("#{a} = :{a}")
+            } else {
+                format!("#{a} = if_not_exists(#{a}, :{a})")
+            });
         }
         names.insert("#seq".to_owned(), seq_attribute(&batch.instance));
         values.insert(":seq".to_owned(), number(batch.seq));

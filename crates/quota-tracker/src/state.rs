@@ -49,8 +49,8 @@ pub struct RecordOutcome {
 // `repr(C)` and this order: what `record` touches comes first, so that inside the tracker's
 // `#[repr(C)]` cache it sits right behind the lock word, on the lock's cache line. Under
 // contention every line the holder writes moves between cores once per handoff; with
-// Rust's own field order these fields were spread over two more lines (tight loop, 2
-// threads: 54–60 → 41–46 ns per call).
+// Rust's own field order these fields were spread over two more lines (BENCHMARKS.md has
+// the before and after).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[repr(C)]
 pub struct QuotaState {

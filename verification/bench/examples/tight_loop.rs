@@ -1,88 +1,39 @@
 //! One implementation in a tight loop, for profiling (`perf record`) and for ratios without
 //! the table's sampling: 100 million calls over THREADS threads (1 by default), rotating
-//! services, wall time per call.
+//! services, wall time per call. The implementations are the table's
+//! (`quota_bench::recorders`).
 //!
 //! `cargo run --release -p quota-bench --example tight_loop -- floor|toy|core [THREADS]`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use quota_tracker::{Clock, QuotaConfig, TickingClock, Tracker, TrackerOptions};
+use quota_bench::recorders::{Core, Floor, Recorder, Toy};
+use quota_tracker::TickingClock;
+use quota_tracker::sync::ParkingLotBackend;
 
 const CALLS: u64 = 100_000_000;
 
-/// One implementation, shared by the threads.
-// One value per process; boxing the tracker would add a pointer chase to the measured loop.
-#[allow(clippy::large_enum_variant)]
-enum Subject {
-    Floor(AtomicU64),
-    Toy(parking_lot::Mutex<([u64; 3], [u64; 3], u64)>),
-    Core(Tracker, Vec<quota_tracker::ServiceId>),
-}
-
-impl Subject {
-    fn new(which: &str) -> Option<Self> {
-        Some(match which {
-            "floor" => Subject::Floor(AtomicU64::new(0)),
-            "toy" => Subject::Toy(parking_lot::Mutex::new(([0; 3], [0; 3], 0))),
-            "core" => {
-                let clock: Arc<dyn Clock> = TickingClock::start();
-                let options = TrackerOptions {
-                    instance: "tight-loop".into(),
-                    ..TrackerOptions::default()
-                };
-                let tracker = Tracker::with_options(QuotaConfig::default(), clock, options);
-                let ids = ["tiingo", "finnhub", "sendgrid"]
-                    .iter()
-                    .map(|name| tracker.service(name).unwrap_or_else(|e| panic!("{e}")))
-                    .collect();
-                Subject::Core(tracker, ids)
-            }
-            _ => return None,
+/// Runs `calls` per thread on `threads` threads sharing `recorder`; wall time per call (ns).
+fn time<R: Recorder>(recorder: R, threads: u64) -> f64 {
+    let recorder = Arc::new(recorder);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let recorder = Arc::clone(&recorder);
+            std::thread::spawn(move || {
+                for i in 0..CALLS / threads {
+                    recorder.record((i % 3) as usize);
+                }
+            })
         })
-    }
-
-    fn run(&self, calls: u64) {
-        match self {
-            Subject::Floor(counter) => {
-                for _ in 0..calls {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    std::hint::black_box(counter);
-                }
-            }
-            Subject::Toy(toy) => {
-                for i in 0..calls {
-                    let service = (i % 3) as usize;
-                    let mut counts = toy.lock();
-                    counts.0[service] += 1;
-                    counts.1[service] += 1;
-                    counts.2 += 1;
-                    drop(counts);
-                    std::hint::black_box(toy);
-                }
-            }
-            Subject::Core(tracker, ids) => {
-                for i in 0..calls {
-                    match tracker.record_call(ids[(i % 3) as usize], 1) {
-                        Ok(recorded) => consume(&recorded),
-                        Err(e) => panic!("benchmark call refused: {e}"),
-                    }
-                }
-            }
+        .collect();
+    for handle in handles {
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
         }
     }
-}
-
-/// Uses every field of `recorded` by value, as the table's `hot_path::consume` does (this
-/// example cannot reach the binary's modules): no field optimized away, no struct copy measured.
-#[inline(always)]
-fn consume(recorded: &quota_tracker::Recorded) {
-    std::hint::black_box(recorded.usage.used());
-    std::hint::black_box(recorded.usage.remaining());
-    std::hint::black_box(recorded.crossed_critical);
-    std::hint::black_box(recorded.sync_due);
-    std::hint::black_box(recorded.reload_due);
+    started.elapsed().as_nanos() as f64 / CALLS as f64
 }
 
 fn main() {
@@ -95,23 +46,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let Some(subject) = Subject::new(&which) else {
-        eprintln!("error: unknown implementation {which:?}: expected floor, toy or core");
-        std::process::exit(2);
-    };
-    let subject = Arc::new(subject);
-    let started = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let subject = Arc::clone(&subject);
-            std::thread::spawn(move || subject.run(CALLS / threads))
-        })
-        .collect();
-    for handle in handles {
-        if let Err(panic) = handle.join() {
-            std::panic::resume_unwind(panic);
+    let ns = match which.as_str() {
+        "floor" => time(Floor::default(), threads),
+        "toy" => time(Toy::default(), threads),
+        "core" => time(
+            Core::<ParkingLotBackend>::new(TickingClock::start()),
+            threads,
+        ),
+        _ => {
+            eprintln!("error: unknown implementation {which:?}: expected floor, toy or core");
+            std::process::exit(2);
         }
-    }
-    let ns = started.elapsed().as_nanos() as f64 / CALLS as f64;
+    };
     println!("{which} x{threads}: {ns:.2} ns per call");
 }

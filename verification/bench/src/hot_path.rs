@@ -1,120 +1,14 @@
 //! `record_call` throughput and latency against the floor, at 1, 2, 8 and 100 threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use quota_tracker::sync::{Backend, ParkingLotBackend, StdBackend};
-use quota_tracker::{
-    Clock, QuotaConfig, Recorded, ServiceId, SystemClock, TickingClock, Tracker, TrackerOptions,
-};
+use quota_bench::recorders::{Atomics, Core, Floor, PerServiceLocks, Recorder, Toy};
+use quota_tracker::sync::{ParkingLotBackend, StdBackend};
+use quota_tracker::{Clock, SystemClock, TickingClock};
 
 use crate::stats::{human, percentiles};
-
-/// Something that counts one call on a service.
-pub trait Recorder: Send + Sync + 'static {
-    /// Counts one call on service `service` (0, 1 or 2).
-    fn record(&self, service: usize);
-}
-
-/// The floor: one shared `AtomicU64::fetch_add` per call. Counts, nothing else.
-pub struct Floor(AtomicU64);
-
-impl Recorder for Floor {
-    #[inline]
-    fn record(&self, _service: usize) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Lock-free: an atomic per service and one for the total (no consistent snapshot; see the
-/// loom verdict in ARCHITECTURE.md).
-pub struct Atomics {
-    used: [AtomicU64; 3],
-    total: AtomicU64,
-}
-
-impl Recorder for Atomics {
-    #[inline]
-    fn record(&self, service: usize) {
-        self.used[service].fetch_add(1, Ordering::Relaxed);
-        self.total.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The calibration toy: one `parking_lot::Mutex` around three counters (used and pending per
-/// service, and a total), nothing else.
-pub struct Toy(parking_lot::Mutex<([u64; 3], [u64; 3], u64)>);
-
-impl Recorder for Toy {
-    #[inline]
-    fn record(&self, service: usize) {
-        let mut counts = self.0.lock();
-        counts.0[service] += 1;
-        counts.1[service] += 1;
-        counts.2 += 1;
-    }
-}
-
-/// A lock per service, and one for the total.
-pub struct PerServiceLocks {
-    used: [parking_lot::Mutex<(u64, u64)>; 3],
-    total: parking_lot::Mutex<u64>,
-}
-
-impl Recorder for PerServiceLocks {
-    #[inline]
-    fn record(&self, service: usize) {
-        {
-            let mut counter = self.used[service].lock();
-            counter.0 += 1; // used
-            counter.1 += 1; // pending
-        }
-        *self.total.lock() += 1;
-    }
-}
-
-/// The real tracker: `Tracker::record_call`, with everything it does.
-pub struct Core<B: Backend> {
-    tracker: Tracker<B>,
-    ids: [ServiceId; 3],
-}
-
-impl<B: Backend> Core<B> {
-    fn new(clock: Arc<dyn Clock>) -> Self {
-        let options = TrackerOptions {
-            instance: "bench".into(),
-            ..TrackerOptions::default()
-        };
-        let tracker = Tracker::<B>::new_in(QuotaConfig::default(), clock, options);
-        let id = |name| tracker.service(name).unwrap_or_else(|e| panic!("{e}"));
-        let ids = [id("tiingo"), id("finnhub"), id("sendgrid")];
-        Self { tracker, ids }
-    }
-}
-
-impl<B: Backend> Recorder for Core<B> {
-    #[inline]
-    fn record(&self, service: usize) {
-        match self.tracker.record_call(self.ids[service], 1) {
-            Ok(recorded) => consume(&recorded),
-            Err(e) => panic!("benchmark call refused: {e}"),
-        }
-    }
-}
-
-/// Uses every field of `recorded`, as a caller that acts on the result would, so none of
-/// them is optimized away. Field by field and by value: handing the whole struct to
-/// `black_box` would measure the copy of a stack temporary (the bench once did, and a
-/// store-forwarding stall on that copy cost more than the whole critical section).
-#[inline(always)]
-pub fn consume(recorded: &Recorded) {
-    std::hint::black_box(recorded.usage.used());
-    std::hint::black_box(recorded.usage.remaining());
-    std::hint::black_box(recorded.crossed_critical);
-    std::hint::black_box(recorded.sync_due);
-    std::hint::black_box(recorded.reload_due);
-}
 
 /// One measured configuration.
 pub struct Row {
@@ -203,10 +97,8 @@ fn subjects(ticking: &Arc<dyn Clock>, system: &Arc<dyn Clock>) -> Vec<Subject> {
     let (ticking, ticking_std, system) =
         (Arc::clone(ticking), Arc::clone(ticking), Arc::clone(system));
     vec![
-        Subject::new("floor: AtomicU64::fetch_add", || Floor(AtomicU64::new(0))),
-        Subject::new("toy: parking_lot::Mutex, 3 counters", || {
-            Toy(parking_lot::Mutex::new(([0; 3], [0; 3], 0)))
-        }),
+        Subject::new("floor: AtomicU64::fetch_add", Floor::default),
+        Subject::new("toy: parking_lot::Mutex, 3 counters", Toy::default),
         Subject::new("fixed core, parking_lot", move || {
             Core::<ParkingLotBackend>::new(Arc::clone(&ticking))
         }),
@@ -216,14 +108,8 @@ fn subjects(ticking: &Arc<dyn Clock>, system: &Arc<dyn Clock>) -> Vec<Subject> {
         Subject::new("fixed core, parking_lot, SystemClock", move || {
             Core::<ParkingLotBackend>::new(Arc::clone(&system))
         }),
-        Subject::new("per-service locks", || PerServiceLocks {
-            used: Default::default(),
-            total: parking_lot::Mutex::new(0),
-        }),
-        Subject::new("lock-free atomics (no snapshot)", || Atomics {
-            used: Default::default(),
-            total: AtomicU64::new(0),
-        }),
+        Subject::new("per-service locks", PerServiceLocks::default),
+        Subject::new("lock-free atomics (no snapshot)", Atomics::default),
     ]
 }
 

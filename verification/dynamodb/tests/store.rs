@@ -66,20 +66,24 @@ fn a_retried_batch_lands_once_and_a_new_one_adds() {
 #[test]
 fn items_keep_the_original_schema_and_their_limits() {
     let server = Server::start();
-    let store = server.store("schema", clock());
+    let clock = clock();
+    let store = server.store("schema", clock.clone());
     store
         .apply_batch(&batch("a", 1, vec![2, 0, 5]))
         .expect("applied");
-    let item = store
-        .inner()
-        .client()
-        .get_item()
-        .table_name("schema")
-        .key("PK", aws_value("SYSTEM#QUOTA"))
-        .key("SK", aws_value("2026-11-29"));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let output = runtime.block_on(item.send()).expect("readable");
-    let item = output.item().expect("the item exists");
+    let read = || {
+        let item = store
+            .inner()
+            .client()
+            .get_item()
+            .table_name("schema")
+            .key("PK", aws_value("SYSTEM#QUOTA"))
+            .key("SK", aws_value("2026-11-29"));
+        let output = runtime.block_on(item.send()).expect("readable");
+        output.item().cloned().expect("the item exists")
+    };
+    let item = read();
     let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).cloned();
     let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     assert_eq!(n("tiingo_used").as_deref(), Some("2"));
@@ -97,6 +101,17 @@ fn items_keep_the_original_schema_and_their_limits() {
         .and_then(|t| t.parse().ok())
         .expect("a ttl");
     assert_eq!(ttl, (day().start().0 + 3_600_000) / 1000 + 7 * 24 * 3600);
+    // A later write moves updated_at; the TTL and entity type stay as the item was created.
+    clock.set(Timestamp(day().start().0 + 2 * 3_600_000));
+    store
+        .apply_batch(&batch("a", 2, vec![1, 0, 0]))
+        .expect("applied");
+    let item = read();
+    let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).cloned();
+    assert_eq!(s("updated_at").as_deref(), Some("2026-11-29T02:00:00.000Z"));
+    assert_eq!(n("ttl_timestamp"), Some(ttl.to_string()), "ttl set once");
+    assert_eq!(s("entity_type").as_deref(), Some("QUOTA_TRACKER"));
 }
 
 fn aws_value(s: &str) -> aws_sdk_dynamodb::types::AttributeValue {

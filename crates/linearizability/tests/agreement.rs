@@ -148,38 +148,79 @@ fn kv_agrees_with_brute_force() {
     });
 }
 
+/// A random quota operation on service a (limit 5, ceiling 4), b (limit 2, ceiling 2) or c
+/// (no known limit). Two times in three its output is the one a sequential run in invocation
+/// order would give (`used` tracks that run), so that admits, refusals and refunds are often
+/// linearizable; otherwise it is random.
+fn quota_op(rng: &mut Rng, used: &mut [u64; 3]) -> (QuotaOp, QuotaOutput) {
+    let i = [1, 1, 2, 0, 0, 0][rng.below(6) as usize];
+    let (limit, ceiling) = [(Some(5), Some(4)), (Some(2), Some(2)), (None, None)][i];
+    let service = ["a", "b", "c"][i].to_owned();
+    let honest = rng.below(3) != 0;
+    let u = &mut used[i];
+    // `used` as reported: the sequential run's value, a random one, or not observed.
+    let report = |rng: &mut Rng, u: u64| match rng.below(4) {
+        0 => None,
+        _ if honest => Some(u),
+        _ => Some(rng.below(5)),
+    };
+    // An honest refund gives back only what is used.
+    let kind = match rng.below(7) {
+        4 if honest && *u == 0 => 2,
+        kind => kind,
+    };
+    match kind {
+        0 | 1 => {
+            let count = 1 + rng.below(2);
+            *u += count;
+            let after = report(rng, *u);
+            (
+                QuotaOp::Record { service, count },
+                QuotaOutput::Recorded(after),
+            )
+        }
+        2 | 3 => {
+            let count = 1 + rng.below(2);
+            let fits = ceiling.is_none_or(|c| *u + count <= c);
+            let admitted = if honest { fits } else { rng.below(2) == 0 };
+            if admitted {
+                *u += count;
+            }
+            let used = report(rng, *u);
+            let output = QuotaOutput::Admission { admitted, used };
+            (QuotaOp::Admit { service, count }, output)
+        }
+        4 => {
+            *u = u.saturating_sub(1);
+            let after = report(rng, *u);
+            (
+                QuotaOp::Refund { service, count: 1 },
+                QuotaOutput::Refunded(after),
+            )
+        }
+        5 => {
+            let used = if honest { *u } else { rng.below(4) };
+            let remaining = (rng.below(2) == 0).then(|| limit.unwrap_or(5u64).saturating_sub(used));
+            (
+                QuotaOp::Read { service },
+                QuotaOutput::Usage { used, remaining },
+            )
+        }
+        _ => {
+            let answer = match ceiling {
+                Some(c) if honest => *u < c,
+                _ => rng.below(2) == 0,
+            };
+            (QuotaOp::CanCall { service }, QuotaOutput::CanCall(answer))
+        }
+    }
+}
+
 #[test]
 fn quota_agrees_with_brute_force() {
-    let model = Quota::with_limits([("a", 5), ("b", 3)]);
+    let model = Quota::with_limits([("a", 5), ("b", 2)]);
     agree(&model, "quota", 4_000, |rng| {
-        history(rng, 7, |rng| {
-            let service = if rng.below(3) == 0 { "b" } else { "a" }.to_owned();
-            match rng.below(4) {
-                0 | 1 => {
-                    let count = 1 + rng.below(2);
-                    let after = if rng.below(3) == 0 {
-                        None
-                    } else {
-                        Some(rng.below(5))
-                    };
-                    (
-                        QuotaOp::Record { service, count },
-                        QuotaOutput::Recorded(after),
-                    )
-                }
-                2 => {
-                    let used = rng.below(4);
-                    let remaining = (rng.below(2) == 0).then(|| 5u64.saturating_sub(used));
-                    (
-                        QuotaOp::Read { service },
-                        QuotaOutput::Usage { used, remaining },
-                    )
-                }
-                _ => (
-                    QuotaOp::CanCall { service },
-                    QuotaOutput::CanCall(rng.below(2) == 0),
-                ),
-            }
-        })
+        let mut used = [0; 3];
+        history(rng, 7, |rng| quota_op(rng, &mut used))
     });
 }

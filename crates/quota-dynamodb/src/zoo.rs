@@ -173,7 +173,7 @@ impl DynamoStore {
             }
         };
         for (used, delta) in snapshot.iter_mut().zip(&day.deltas) {
-            *used += delta;
+            *used = used.saturating_add_signed(*delta);
         }
         if let Ok(mut snapshots) = self.snapshots.lock() {
             snapshots.insert(slot, snapshot.clone());

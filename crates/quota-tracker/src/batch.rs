@@ -11,20 +11,23 @@ use crate::config::QuotaConfig;
 use crate::day::UtcDay;
 
 /// Calls recorded on one UTC day and not yet in the store, per service.
+///
+/// A delta is signed: a reservation given back after its call was synced (a refund) is a
+/// negative delta for the day it was admitted on (design invariant 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayDeltas {
     /// The day the calls were recorded on (the store item they belong to).
     pub day: UtcDay,
-    /// Per service, in configuration order.
-    pub deltas: Vec<u64>,
+    /// Per service, in configuration order: calls recorded minus calls refunded.
+    pub deltas: Vec<i64>,
 }
 
 impl DayDeltas {
-    /// The sum over services: what `total_api_calls_today` must grow by.
-    pub fn total(&self) -> u64 {
+    /// The sum over services: what `total_api_calls_today` must change by.
+    pub fn total(&self) -> i64 {
         self.deltas
             .iter()
-            .fold(0u64, |sum, d| sum.saturating_add(*d))
+            .fold(0i64, |sum, d| sum.saturating_add(*d))
     }
 
     /// True when no service has a delta.
@@ -51,21 +54,21 @@ pub struct SyncBatch {
 
 impl SyncBatch {
     /// The deltas as `(day, service name, delta)`, skipping zeros.
-    pub fn named_deltas(&self) -> impl Iterator<Item = (UtcDay, &str, u64)> + '_ {
+    pub fn named_deltas(&self) -> impl Iterator<Item = (UtcDay, &str, i64)> + '_ {
         self.days.iter().flat_map(move |day| {
             self.config
                 .names()
                 .zip(&day.deltas)
-                .filter(|(_, delta)| **delta > 0)
+                .filter(|(_, delta)| **delta != 0)
                 .map(move |(name, delta)| (day.day, name, *delta))
         })
     }
 
-    /// All deltas of the batch, summed over days and services.
-    pub fn total(&self) -> u64 {
+    /// All deltas of the batch, summed over days and services (refunds count negative).
+    pub fn total(&self) -> i64 {
         self.days
             .iter()
-            .fold(0u64, |sum, d| sum.saturating_add(d.total()))
+            .fold(0i64, |sum, d| sum.saturating_add(d.total()))
     }
 }
 

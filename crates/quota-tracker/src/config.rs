@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{ConfigError, QuotaError};
+use crate::usage::CRITICAL_PERCENT;
 
 /// The quota window a limit is quoted for.
 ///
@@ -54,12 +55,13 @@ impl FromStr for Period {
     }
 }
 
-/// One tracked service: its name and its limit.
+/// One tracked service: its name, its limit and what a call costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
     name: String,
     limit: u64,
     period: Period,
+    cost_micros: u64,
 }
 
 impl ServiceConfig {
@@ -85,7 +87,20 @@ impl ServiceConfig {
             name,
             limit,
             period,
+            cost_micros: 0,
         })
+    }
+
+    /// The same service, each call costing `micros` millionths of a currency unit (for
+    /// [`crate::Tracker::estimated_daily_cost`]; 0, free, unless set).
+    pub fn with_cost_per_call_micros(mut self, micros: u64) -> Self {
+        self.cost_micros = micros;
+        self
+    }
+
+    /// What one call costs, in millionths of a currency unit.
+    pub fn cost_per_call_micros(&self) -> u64 {
+        self.cost_micros
     }
 
     /// The service name (also the store attribute prefix: `<name>_used`).
@@ -123,10 +138,12 @@ impl ServiceId {
     }
 }
 
-/// The services a tracker counts. Fixed once built.
+/// The services a tracker counts, and how close to a limit admission may go. Fixed once
+/// built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaConfig {
     services: Vec<ServiceConfig>,
+    ceiling_percent: u64,
 }
 
 impl QuotaConfig {
@@ -142,7 +159,26 @@ impl QuotaConfig {
                 });
             }
         }
-        Ok(Self { services })
+        Ok(Self {
+            services,
+            ceiling_percent: CRITICAL_PERCENT,
+        })
+    }
+
+    /// The same services, admitting calls while `used` stays at or under `percent` of each
+    /// limit (rounded up). The default is the critical threshold, 80 %, as the original's
+    /// `can_call`; 100 admits up to the limit itself. Refuses 0 and anything above 100.
+    pub fn with_admission_ceiling(mut self, percent: u64) -> Result<Self, ConfigError> {
+        if !(1..=100).contains(&percent) {
+            return Err(ConfigError::InvalidCeiling { percent });
+        }
+        self.ceiling_percent = percent;
+        Ok(self)
+    }
+
+    /// The admission ceiling, in percent of each limit.
+    pub fn admission_ceiling_percent(&self) -> u64 {
+        self.ceiling_percent
     }
 
     /// The configured services, in order.
@@ -200,8 +236,10 @@ impl Default for QuotaConfig {
             name: name.to_owned(),
             limit,
             period,
+            cost_micros: 0,
         };
         Self {
+            ceiling_percent: CRITICAL_PERCENT,
             services: vec![
                 service("tiingo", 500, Period::Month),
                 service("finnhub", 60, Period::Minute),
@@ -262,6 +300,22 @@ mod tests {
             QuotaConfig::new(vec![a.clone(), a]),
             Err(ConfigError::DuplicateService { name: "a".into() })
         );
+    }
+
+    #[test]
+    fn the_admission_ceiling_is_a_percentage_up_to_the_limit() {
+        assert_eq!(QuotaConfig::default().admission_ceiling_percent(), 80);
+        for percent in [1, 25, 100] {
+            let config = QuotaConfig::default().with_admission_ceiling(percent);
+            assert_eq!(config.map(|c| c.admission_ceiling_percent()), Ok(percent));
+        }
+        for percent in [0, 101, u64::MAX] {
+            let err = QuotaConfig::default()
+                .with_admission_ceiling(percent)
+                .expect_err("refused");
+            assert_eq!(err, ConfigError::InvalidCeiling { percent });
+            assert!(err.to_string().contains("1 to 100"), "{err}");
+        }
     }
 
     #[test]

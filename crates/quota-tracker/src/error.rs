@@ -27,8 +27,8 @@ pub enum QuotaError {
     },
     /// Adding the count would overflow a 64-bit counter.
     #[error(
-        "count {count} for service {service:?} would overflow its counter (used {used}, maximum {})",
-        u64::MAX
+        "count {count} for service {service:?} would overflow its counters (used {used}; a count, and the calls pending between syncs, are at most {})",
+        i64::MAX
     )]
     Overflow {
         /// The service the call was for.
@@ -37,6 +37,21 @@ pub enum QuotaError {
         used: u64,
         /// The count that was refused.
         count: u64,
+    },
+    /// A refund of more calls than the reservation's day still counts (a reservation of
+    /// another tracker, or of a day this tracker never saw).
+    #[error(
+        "refund of {count} calls to service {service:?} on {day} does not match a reservation of this tracker (used {used})"
+    )]
+    RefundWithoutReservation {
+        /// The service.
+        service: String,
+        /// The reservation's day.
+        day: String,
+        /// The calls refunded.
+        count: u64,
+        /// The service's count on that day, if it is the current day (0 otherwise).
+        used: u64,
     },
 }
 
@@ -67,6 +82,12 @@ pub enum ConfigError {
         service: String,
         /// The refused limit.
         limit: i64,
+    },
+    /// An admission ceiling outside 1-100 %.
+    #[error("invalid admission ceiling {percent} %: expected 1 to 100 (percent of each limit)")]
+    InvalidCeiling {
+        /// The refused percentage.
+        percent: u64,
     },
     /// A period label that is not known.
     #[error("invalid period {input:?}: expected one of minute, hour, day, month")]

@@ -27,6 +27,7 @@
 //! # Ok::<(), quota_tracker::QuotaError>(())
 //! ```
 
+mod admission;
 // A real thread: not part of the loom models (which drive `SyncedTracker::sync` directly).
 #[cfg(not(loom))]
 mod background;
@@ -35,6 +36,7 @@ mod clock;
 mod config;
 mod day;
 mod error;
+pub mod reduced;
 mod state;
 mod store;
 pub mod sync;
@@ -44,6 +46,7 @@ mod usage;
 #[cfg(feature = "zoo")]
 pub mod zoo;
 
+pub use admission::{AdmitOutcome, Reservation};
 #[cfg(not(loom))]
 pub use background::{BackgroundSync, Totals as BackgroundTotals};
 pub use batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
@@ -54,5 +57,7 @@ pub use error::{ConfigError, QuotaError};
 pub use state::{QuotaState, RecordOutcome};
 pub use store::{Faults, MemoryStore, Store, StoreError, StoreErrorKind};
 pub use synced::{ReloadReport, SyncReport, SyncedTracker};
-pub use tracker::{NoSync, Recorded, ReloadOutcome, ReloadTicket, Tracker, TrackerOptions};
+pub use tracker::{
+    Admission, NoSync, Recorded, ReloadOutcome, ReloadTicket, Tracker, TrackerOptions,
+};
 pub use usage::{CRITICAL_PERCENT, QuotaLevel, Usage, WARN_PERCENT};

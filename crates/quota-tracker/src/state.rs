@@ -12,6 +12,7 @@ use crate::clock::Timestamp;
 use crate::config::{QuotaConfig, ServiceId};
 use crate::day::UtcDay;
 use crate::error::QuotaError;
+use crate::reduced::{REDUCED_PERCENT, StoreHealth};
 use crate::usage::{CRITICAL_PERCENT, Usage};
 
 /// Per-service counters for the current day, with the service's limits next to them so that
@@ -22,18 +23,29 @@ pub(crate) struct Counter {
     pub(crate) limit: u64,
     /// The smallest `used` at or above the critical threshold.
     pub(crate) critical_at: u64,
+    /// Admission keeps `used` at or under this (the configured percentage of the limit).
+    pub(crate) ceiling: u64,
+    /// The ceiling in reduced-rate mode (25 % of the limit, never above `ceiling`).
+    pub(crate) reduced_ceiling: u64,
     /// Calls known today: this instance's plus, after syncs and reloads, other instances'.
     pub(crate) used: u64,
-    /// This instance's calls not yet handed to a sync.
-    pub(crate) pending: u64,
+    /// This instance's calls not yet handed to a sync, minus its refunds since: negative
+    /// when calls already synced were given back.
+    pub(crate) pending: i64,
     /// The critical threshold was reached today (so the next crossing does not force a sync).
     pub(crate) critical_seen: bool,
 }
 
+/// The smallest `used` that is at or above `percent` of `limit`: `used < ceiling_at(..)`
+/// exactly when `used` is below `percent` of `limit`.
+pub(crate) fn ceiling_at(limit: u64, percent: u64) -> u64 {
+    let scaled = u128::from(limit) * u128::from(percent);
+    u64::try_from(scaled.div_ceil(100)).unwrap_or(u64::MAX)
+}
+
 /// The smallest `used` that is at or above the critical threshold of `limit`.
 fn critical_at(limit: u64) -> u64 {
-    let scaled = u128::from(limit) * u128::from(CRITICAL_PERCENT);
-    u64::try_from(scaled.div_ceil(100)).unwrap_or(u64::MAX)
+    ceiling_at(limit, CRITICAL_PERCENT)
 }
 
 /// What one recorded call did.
@@ -54,17 +66,19 @@ pub struct RecordOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[repr(C)]
 pub struct QuotaState {
-    counters: Box<[Counter]>,
+    pub(crate) counters: Box<[Counter]>,
     /// Start of the next day, in milliseconds: a call at or after it rolls the day over.
-    day_end: i64,
-    total_today: u64,
+    pub(crate) day_end: i64,
+    pub(crate) total_today: u64,
     /// When a call was last recorded; [`NEVER`] before the first (a plain timestamp, not an
     /// `Option`, so recording stores one word).
-    updated_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    /// Store failures and successes in a row; whether admission runs at the reduced rate.
+    pub(crate) health: StoreHealth,
     config: Arc<QuotaConfig>,
-    day: UtcDay,
+    pub(crate) day: UtcDay,
     /// Pending deltas of earlier days, still owed to those days' store items.
-    carried: Vec<DayDeltas>,
+    pub(crate) carried: Vec<DayDeltas>,
 }
 
 /// `updated_at` before any call was recorded.
@@ -73,13 +87,19 @@ const NEVER: Timestamp = Timestamp(i64::MIN);
 impl QuotaState {
     /// An empty state for `day`.
     pub fn new(config: Arc<QuotaConfig>, day: UtcDay) -> Self {
+        let percent = config.admission_ceiling_percent();
         let counters = config
             .services()
             .iter()
-            .map(|s| Counter {
-                limit: s.limit(),
-                critical_at: critical_at(s.limit()),
-                ..Counter::default()
+            .map(|s| {
+                let ceiling = ceiling_at(s.limit(), percent);
+                Counter {
+                    limit: s.limit(),
+                    critical_at: critical_at(s.limit()),
+                    ceiling,
+                    reduced_ceiling: ceiling.min(ceiling_at(s.limit(), REDUCED_PERCENT)),
+                    ..Counter::default()
+                }
             })
             .collect();
         Self {
@@ -90,6 +110,7 @@ impl QuotaState {
             total_today: 0,
             carried: Vec::new(),
             updated_at: NEVER,
+            health: StoreHealth::default(),
         }
     }
 
@@ -124,9 +145,10 @@ impl QuotaState {
         }
         for counter in self.counters.iter_mut() {
             *counter = Counter {
-                limit: counter.limit,
-                critical_at: counter.critical_at,
-                ..Counter::default()
+                used: 0,
+                pending: 0,
+                critical_seen: false,
+                ..*counter
             };
         }
         self.total_today = 0;
@@ -148,8 +170,21 @@ impl QuotaState {
         count: u64,
         now: Timestamp,
     ) -> Result<RecordOutcome, QuotaError> {
-        // The hot path: the error and day-rollover paths live in cold functions, so this
-        // one stays a few loads, adds and stores with nothing spilled.
+        self.prepare(service, count, now)?;
+        self.add(service, count, now)
+    }
+
+    /// Checks `service` and `count` and rolls the day over if `now` is past it: what every
+    /// change of the counters starts with.
+    // The hot path: the error and day-rollover paths live in cold functions, so this stays
+    // two comparisons.
+    #[inline(always)]
+    pub(crate) fn prepare(
+        &mut self,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Result<(), QuotaError> {
         if service.0 >= self.counters.len() || count == 0 {
             return Err(self.invalid(service));
         }
@@ -157,10 +192,24 @@ impl QuotaState {
         if now.0 >= self.day_end {
             self.roll_over(now);
         }
+        Ok(())
+    }
+
+    /// Adds `count` to a checked `service` (after [`QuotaState::prepare`]), or nothing on
+    /// overflow.
+    #[inline(always)]
+    pub(crate) fn add(
+        &mut self,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Result<RecordOutcome, QuotaError> {
         let counter = self.counters[service.0];
+        // Pending is signed (refunds), so a count must fit an i64 too.
+        let signed = i64::try_from(count).ok();
         let (Some(used), Some(pending), Some(total_today)) = (
             counter.used.checked_add(count),
-            counter.pending.checked_add(count),
+            signed.and_then(|c| counter.pending.checked_add(c)),
             self.total_today.checked_add(count),
         ) else {
             return Err(self.overflow(service, count));
@@ -177,9 +226,19 @@ impl QuotaState {
         self.total_today = total_today;
         self.updated_at = now;
         Ok(RecordOutcome {
-            usage: Usage::new(service, counter.limit, used),
+            usage: Usage::new(service, counter.limit, self.ceiling_of(&counter), used),
             crossed_critical,
         })
+    }
+
+    /// The admission ceiling of `counter` now: lower in reduced-rate mode.
+    #[inline(always)]
+    pub(crate) fn ceiling_of(&self, counter: &Counter) -> u64 {
+        if self.health.reduced() {
+            counter.reduced_ceiling
+        } else {
+            counter.ceiling
+        }
     }
 
     #[cold]
@@ -202,7 +261,7 @@ impl QuotaState {
 
     #[cold]
     #[inline(never)]
-    fn overflow(&self, service: ServiceId, count: u64) -> QuotaError {
+    pub(crate) fn overflow(&self, service: ServiceId, count: u64) -> QuotaError {
         QuotaError::Overflow {
             service: self.name(service),
             used: self.counters[service.0].used,
@@ -213,7 +272,36 @@ impl QuotaState {
     /// The usage of `service`.
     pub fn usage(&self, service: ServiceId) -> Result<Usage, QuotaError> {
         let limit = self.config.get(service)?.limit();
-        Ok(Usage::new(service, limit, self.counters[service.0].used))
+        let counter = &self.counters[service.0];
+        Ok(Usage::new(
+            service,
+            limit,
+            self.ceiling_of(counter),
+            counter.used,
+        ))
+    }
+
+    /// What today's calls cost, in millionths of a currency unit: each service's count
+    /// times its configured price per call (saturating).
+    pub fn estimated_daily_cost_micros(&self) -> u64 {
+        self.config
+            .services()
+            .iter()
+            .zip(self.counters.iter())
+            .fold(0u64, |sum, (service, counter)| {
+                sum.saturating_add(counter.used.saturating_mul(service.cost_per_call_micros()))
+            })
+    }
+
+    /// Whether admission runs at the reduced rate (after consecutive store failures).
+    pub fn reduced_rate(&self) -> bool {
+        self.health.reduced()
+    }
+
+    /// Counts a store operation's outcome towards entering or leaving reduced-rate mode;
+    /// returns the mode's change, if any.
+    pub fn note_store_outcome(&mut self, succeeded: bool) -> Option<bool> {
+        self.health.note(succeeded)
     }
 
     /// Calls recorded today over all services.
@@ -221,8 +309,9 @@ impl QuotaState {
         self.total_today
     }
 
-    /// Today's deltas not yet handed to a sync, per service.
-    pub fn pending(&self, service: ServiceId) -> u64 {
+    /// Today's deltas not yet handed to a sync, per service (negative after refunds of
+    /// calls already synced).
+    pub fn pending(&self, service: ServiceId) -> i64 {
         self.counters.get(service.0).map_or(0, |c| c.pending)
     }
 
@@ -288,10 +377,11 @@ impl QuotaState {
         for (i, service) in self.config.services().iter().enumerate() {
             let doubt = in_doubt.and_then(|d| d.deltas.get(i)).copied().unwrap_or(0);
             let counter = &mut self.counters[i];
-            let merged = stored
-                .used(service.name())
-                .saturating_add(counter.pending)
-                .saturating_add(doubt);
+            // Signed: pending and the batch in doubt may hold refunds.
+            let merged = i128::from(stored.used(service.name()))
+                + i128::from(counter.pending)
+                + i128::from(doubt);
+            let merged = u64::try_from(merged.max(0)).unwrap_or(u64::MAX);
             counter.used = counter.used.max(merged);
             counter.critical_seen |= counter.used >= counter.critical_at;
         }
@@ -398,6 +488,17 @@ mod tests {
     }
 
     #[test]
+    fn a_count_past_what_pending_can_hold_is_refused() {
+        let (mut s, tiingo, _) = state();
+        let before = s.clone();
+        let err = s
+            .record(tiingo, i64::MAX as u64 + 1, at(1))
+            .expect_err("refused");
+        assert!(matches!(err, QuotaError::Overflow { used: 0, .. }), "{err}");
+        assert_eq!(s, before);
+    }
+
+    #[test]
     fn bad_input_changes_nothing() {
         let (mut s, tiingo, _) = state();
         s.record(tiingo, 5, at(1)).expect("ok");
@@ -420,7 +521,12 @@ mod tests {
     #[test]
     fn total_overflow_is_refused_even_when_the_service_fits() {
         let (mut s, tiingo, finnhub) = state();
-        s.record(tiingo, u64::MAX - 1, at(1)).expect("fits");
+        // A count and what is pending are at most i64::MAX; two synced halves fill the total.
+        for _ in 0..2 {
+            s.record(tiingo, i64::MAX as u64, at(1)).expect("fits");
+            s.take_pending();
+        }
+        assert_eq!(s.total_api_calls_today(), u64::MAX - 1);
         let before = s.clone();
         let err = s.record(finnhub, 2, at(1)).expect_err("total overflows");
         assert!(err.to_string().contains("overflow"), "{err}");

@@ -221,9 +221,9 @@ impl<B: Backend> MemoryStore<B> {
                     .or_default()
                     .entry(service.to_owned())
                     .or_default();
-                *counter = counter.saturating_add(delta);
+                *counter = counter.saturating_add_signed(delta);
                 let total = data.totals.entry(day).or_default();
-                *total = total.saturating_add(delta);
+                *total = total.saturating_add_signed(delta);
             }
             data.applied.insert(Arc::clone(&batch.instance), batch.seq);
             data.writes += 1;

@@ -1,11 +1,13 @@
 //! A tracker wired to a blocking store: records, and syncs when due, outside the lock.
 
+use crate::admission::Reservation;
 use crate::batch::{SyncBatch, SyncOutcome};
 use crate::config::ServiceId;
 use crate::error::QuotaError;
 use crate::store::{Store, StoreError};
 use crate::sync::{Backend, DefaultBackend};
-use crate::tracker::{NoSync, Recorded, ReloadOutcome, Tracker};
+use crate::tracker::{Admission, NoSync, Recorded, ReloadOutcome, Tracker};
+use crate::usage::Usage;
 
 /// What a call to [`SyncedTracker::sync`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +20,8 @@ pub enum SyncReport {
     Applied {
         /// The batch's sequence number.
         seq: u64,
-        /// Calls it carried.
-        calls: u64,
+        /// Calls it carried, net of refunds.
+        calls: i64,
     },
     /// The write failed; its deltas are pending again, or kept for a retry if in doubt.
     Failed(StoreError),
@@ -63,16 +65,33 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
     /// recording failure: the call stays recorded and pending, and the report is logged.
     pub fn record_call(&self, service: ServiceId, count: u64) -> Result<Recorded, QuotaError> {
         let recorded = self.tracker.record_call(service, count)?;
-        if recorded.sync_due {
+        self.run_due(recorded.sync_due, recorded.reload_due);
+        Ok(recorded)
+    }
+
+    /// Admits `count` calls if they keep the service at or under its ceiling, deciding and
+    /// recording in one critical section ([`Tracker::admit`]), then syncs or reloads if one
+    /// is due, after the lock is released.
+    pub fn admit(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
+        let admission = self.tracker.admit(service, count)?;
+        self.run_due(admission.sync_due, admission.reload_due);
+        Ok(admission)
+    }
+
+    /// Gives an admitted reservation back ([`Tracker::refund`]); the next sync carries it.
+    pub fn refund(&self, reservation: Reservation) -> Result<Usage, QuotaError> {
+        self.tracker.refund(reservation)
+    }
+
+    /// Runs the store operation a call said was due; a failure is logged, not returned.
+    fn run_due(&self, sync_due: bool, reload_due: bool) {
+        if sync_due {
             if let SyncReport::Failed(error) = self.sync() {
                 tracing::warn!(%error, "sync failed; deltas kept pending");
             }
-        } else if recorded.reload_due
-            && let ReloadReport::Failed(error) = self.reload()
-        {
+        } else if reload_due && let ReloadReport::Failed(error) = self.reload() {
             tracing::warn!(%error, "reload failed; keeping the last known state");
         }
-        Ok(recorded)
     }
 
     /// Writes pending deltas to the store now, unless a store operation is in flight.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::admission::Reservation;
 use crate::batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
 use crate::clock::{Clock, Timestamp};
 use crate::config::{QuotaConfig, ServiceId};
@@ -50,6 +51,29 @@ pub struct Recorded {
     pub sync_due: bool,
     /// The store should be re-read (never loaded, or the reload interval passed).
     pub reload_due: bool,
+}
+
+/// What an admission returns.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// `Some` when the calls were admitted (and recorded): give it to
+    /// [`Tracker::refund`] if the provider call is not made. `None` when refused.
+    pub reservation: Option<Reservation>,
+    /// The service's usage right after the decision, from the same critical section.
+    pub usage: Usage,
+    /// The admitted calls took the service to 80 % for the first time today.
+    pub crossed_critical: bool,
+    /// A sync should run now; run it after this returns, never under the lock.
+    pub sync_due: bool,
+    /// The store should be re-read.
+    pub reload_due: bool,
+}
+
+impl Admission {
+    /// Whether the calls were admitted.
+    pub fn is_admitted(&self) -> bool {
+        self.reservation.is_some()
+    }
 }
 
 /// Why no store operation was started.
@@ -226,6 +250,58 @@ impl<B: Backend> Tracker<B> {
         Ok(recorded)
     }
 
+    /// Admits `count` calls to `service` only if they keep `used` at or under the ceiling
+    /// ([`crate::Usage::ceiling`]), deciding and recording in one critical section: the safe
+    /// form of "check the quota, call the provider, record". Refused calls change nothing.
+    /// On error nothing recorded changes.
+    #[inline]
+    pub fn admit(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        let outcome = cache.state.admit(service, count, now)?;
+        if outcome.crossed_critical {
+            cache.book.forced = true;
+        }
+        let admitted = outcome.reservation.is_some();
+        let sync_due = admitted && cache.sync_due(now, &self.options);
+        let reload_due = cache.reload_due(now, &self.options);
+        drop(cache);
+        if outcome.crossed_critical {
+            self.warn_crossed(&outcome.usage);
+        }
+        Ok(Admission {
+            reservation: outcome.reservation,
+            usage: outcome.usage,
+            crossed_critical: outcome.crossed_critical,
+            sync_due,
+            reload_due,
+        })
+    }
+
+    /// Gives an admitted reservation back (the provider call was not made): its calls no
+    /// longer count, on the day they were admitted, and the store ends at admitted minus
+    /// refunded. Returns the service's usage after.
+    pub fn refund(&self, reservation: Reservation) -> Result<Usage, QuotaError> {
+        self.cache.lock().state.refund(reservation)
+    }
+
+    /// What today's calls cost, in millionths of a currency unit (see
+    /// [`crate::ServiceConfig::with_cost_per_call_micros`]).
+    pub fn estimated_daily_cost_micros(&self) -> u64 {
+        self.cache.lock().state.estimated_daily_cost_micros()
+    }
+
+    /// [`Tracker::estimated_daily_cost_micros`] in currency units.
+    pub fn estimated_daily_cost(&self) -> f64 {
+        self.estimated_daily_cost_micros() as f64 / 1e6
+    }
+
+    /// Whether admission runs at the reduced rate (after consecutive store failures; see
+    /// [`crate::reduced`]).
+    pub fn reduced_rate(&self) -> bool {
+        self.cache.lock().state.reduced_rate()
+    }
+
     #[cold]
     #[inline(never)]
     fn warn_crossed(&self, usage: &Usage) {
@@ -247,7 +323,9 @@ impl<B: Backend> Tracker<B> {
         self.cache.lock().state.usage(service)
     }
 
-    /// Whether another call to `service` may be made (remaining > 0 and below 80 %).
+    /// Whether another call to `service` may be made now (remaining > 0 and below the
+    /// ceiling, 80 % by default). Advice only: to check and record as one step, use
+    /// [`Tracker::admit`].
     pub fn can_call(&self, service: ServiceId) -> Result<bool, QuotaError> {
         self.usage(service).map(|u| u.can_call())
     }
@@ -323,6 +401,7 @@ impl<B: Backend> Tracker<B> {
             return;
         }
         book.busy = Busy::Idle;
+        let changed = state.note_store_outcome(matches!(outcome, SyncOutcome::Applied { .. }));
         match outcome {
             SyncOutcome::Applied { fresh } => {
                 book.in_doubt = None;
@@ -338,6 +417,10 @@ impl<B: Backend> Tracker<B> {
                 state.restore_pending(&batch.days);
             }
             SyncOutcome::Unknown => book.in_doubt = Some(batch),
+        }
+        drop(cache);
+        if let Some(reduced) = changed {
+            warn_mode(reduced);
         }
     }
 
@@ -366,6 +449,7 @@ impl<B: Backend> Tracker<B> {
             "finish_reload without begin_reload"
         );
         book.busy = Busy::Idle;
+        let changed = state.note_store_outcome(matches!(outcome, ReloadOutcome::Loaded(_)));
         match outcome {
             ReloadOutcome::Loaded(stored) => {
                 let in_doubt = book.in_doubt.as_ref().map_or(&[][..], |b| &b.days[..]);
@@ -374,6 +458,10 @@ impl<B: Backend> Tracker<B> {
                 }
             }
             ReloadOutcome::Failed => {}
+        }
+        drop(cache);
+        if let Some(reduced) = changed {
+            warn_mode(reduced);
         }
     }
 
@@ -416,6 +504,17 @@ impl Cache {
                 .book
                 .last_load_attempt
                 .is_none_or(|at| now.millis_since(at) >= options.reload_interval_ms)
+    }
+}
+
+/// Logs a change of admission mode (outside the lock).
+#[cold]
+#[inline(never)]
+fn warn_mode(reduced: bool) {
+    if reduced {
+        tracing::warn!("store failed 3 times in a row: admitting below 25 % of each limit");
+    } else {
+        tracing::info!("store answered 5 times in a row: admitting up to the ceiling again");
     }
 }
 

@@ -30,28 +30,38 @@ pub struct Usage {
     limit: u64,
     used: u64,
     remaining: u64,
+    ceiling: u64,
 }
 
 impl Usage {
-    /// The usage of a service with `limit` after `used` calls.
-    pub(crate) fn new(service: ServiceId, limit: u64, used: u64) -> Self {
+    /// The usage of a service with `limit` after `used` calls, admitting calls while `used`
+    /// stays at or under `ceiling`.
+    pub(crate) fn new(service: ServiceId, limit: u64, ceiling: u64, used: u64) -> Self {
         Self {
             service,
             limit,
             used,
             remaining: limit.saturating_sub(used),
+            ceiling,
         }
     }
 
     /// A usage whose `remaining` was read apart from `used`: only the `torn-read` historical
     /// variant builds one.
     #[cfg(feature = "zoo")]
-    pub(crate) fn torn(service: ServiceId, limit: u64, used: u64, remaining: u64) -> Self {
+    pub(crate) fn torn(
+        service: ServiceId,
+        limit: u64,
+        ceiling: u64,
+        used: u64,
+        remaining: u64,
+    ) -> Self {
         Self {
             service,
             limit,
             used,
             remaining,
+            ceiling,
         }
     }
 
@@ -93,9 +103,18 @@ impl Usage {
     pub fn is_critical(&self) -> bool {
         self.level() == QuotaLevel::Critical
     }
-    /// Whether another call may be made: quota remains and the service is not critical.
+    /// The admission ceiling when this was read: one more call is admitted only if `used`
+    /// stays at or under it. The critical threshold by default (80 % of the limit, rounded
+    /// up), the configured percentage otherwise, and 25 % in reduced-rate mode.
+    pub fn ceiling(&self) -> u64 {
+        self.ceiling
+    }
+    /// Whether one more call may be made: quota remains and `used` is below the ceiling
+    /// (with the default ceiling: not critical). Only advice: between this answer and the
+    /// call another thread can take the last slot; [`crate::Tracker::admit`] decides and
+    /// records in one step.
     pub fn can_call(&self) -> bool {
-        self.remaining > 0 && !self.is_critical()
+        self.remaining > 0 && self.used < self.ceiling
     }
 }
 
@@ -104,7 +123,12 @@ mod tests {
     use super::*;
 
     fn usage(limit: u64, used: u64) -> Usage {
-        Usage::new(ServiceId(0), limit, used)
+        Usage::new(
+            ServiceId(0),
+            limit,
+            crate::state::ceiling_at(limit, CRITICAL_PERCENT),
+            used,
+        )
     }
 
     #[test]

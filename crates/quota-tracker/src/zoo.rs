@@ -16,6 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use crate::admission::Reservation;
 use crate::batch::SyncOutcome;
 use crate::config::ServiceId;
 use crate::error::QuotaError;
@@ -23,7 +24,7 @@ use crate::state::QuotaState;
 use crate::store::Store;
 use crate::sync::Backend;
 use crate::synced::{ReloadReport, SyncReport, SyncedTracker};
-use crate::tracker::{Busy, Recorded, ReloadOutcome, Tracker};
+use crate::tracker::{Admission, Busy, Recorded, ReloadOutcome, Tracker};
 use crate::usage::Usage;
 
 /// A shape of the tracker: the fixed one or a historical bug.
@@ -54,6 +55,10 @@ pub enum Variant {
     DoubleCountOnMiss,
     /// A failed store read installs an empty tracker and marks it loaded.
     ResetOnLoadFailure,
+    /// Admission as the original's fetchers did it: `can_call` in one critical section, the
+    /// provider call, then `record_call` in another. Every caller that checked before the
+    /// first one recorded is admitted: the `split-lock` shape one level up.
+    CheckThenAct,
 }
 
 /// The operation a variant changes.
@@ -67,6 +72,8 @@ pub enum Operation {
     Sync,
     /// `reload`.
     Reload,
+    /// `admit`: check the quota and record the call.
+    Admit,
 }
 
 impl Variant {
@@ -82,6 +89,7 @@ impl Variant {
         Variant::LostOnSyncFailure,
         Variant::DoubleCountOnMiss,
         Variant::ResetOnLoadFailure,
+        Variant::CheckThenAct,
     ];
 
     /// The id used on the command line and in reports.
@@ -97,6 +105,7 @@ impl Variant {
             Variant::LostOnSyncFailure => "lost-on-sync-failure",
             Variant::DoubleCountOnMiss => "double-count-on-miss",
             Variant::ResetOnLoadFailure => "reset-on-load-failure",
+            Variant::CheckThenAct => "check-then-act",
         }
     }
 
@@ -113,6 +122,7 @@ impl Variant {
             Variant::LostOnSyncFailure => "a failed write drops its deltas",
             Variant::DoubleCountOnMiss => "a miss adds to the store, reloads, then records again",
             Variant::ResetOnLoadFailure => "a failed read installs an empty, loaded tracker",
+            Variant::CheckThenAct => "can_call, then the provider call, then record_call",
         }
     }
 
@@ -129,6 +139,7 @@ impl Variant {
                 Operation::Sync
             }
             Variant::ResetOnLoadFailure => Operation::Reload,
+            Variant::CheckThenAct => Operation::Admit,
         }
     }
 
@@ -141,6 +152,11 @@ impl Variant {
     /// Whether the lost-update workload (concurrent `record_call` only, no store) shows it.
     pub fn loses_in_repro(self) -> bool {
         matches!(self, Variant::UnlockedRmw | Variant::SplitLock)
+    }
+
+    /// Whether the admission workload (admit, provider call, until refused) shows it.
+    pub fn overshoots_in_repro(self) -> bool {
+        self == Variant::CheckThenAct
     }
 
     /// Whether this is a historical bug (everything but [`Variant::Fixed`]).
@@ -260,6 +276,53 @@ impl<B: Backend> Tracker<B> {
         Ok(unscheduled(outcome.usage, outcome.crossed_critical))
     }
 
+    /// Admits `count` calls to `service` the way `variant` does, making the provider call
+    /// (`call`) only for admitted calls, where the variant makes it. The fixed tracker
+    /// decides and records in one critical section, then calls; [`Variant::CheckThenAct`]
+    /// asks `can_call`, calls, then records. Other variants admit like the fixed tracker.
+    pub fn admit_as(
+        &self,
+        variant: Variant,
+        service: ServiceId,
+        count: u64,
+        call: impl FnOnce(),
+    ) -> Result<Admission, QuotaError> {
+        if variant != Variant::CheckThenAct {
+            let admission = self.admit(service, count)?;
+            if admission.is_admitted() {
+                call();
+            }
+            return Ok(admission);
+        }
+        let usage = self.usage(service)?;
+        step(format_args!(
+            "can_call: used={} below {}: {}",
+            usage.used(),
+            usage.ceiling(),
+            usage.can_call()
+        ));
+        if !usage.can_call() {
+            return Ok(Admission {
+                reservation: None,
+                usage,
+                crossed_critical: false,
+                sync_due: false,
+                reload_due: false,
+            });
+        }
+        call();
+        let recorded = self.record_call(service, count)?;
+        step(format_args!("record_call: used={}", recorded.usage.used()));
+        let day = self.with_state(|s| s.day());
+        Ok(Admission {
+            reservation: Some(Reservation::new(service, count, day)),
+            usage: recorded.usage,
+            crossed_critical: recorded.crossed_critical,
+            sync_due: false,
+            reload_due: false,
+        })
+    }
+
     /// Reads the usage of `service` the way `variant` does.
     pub fn usage_as(&self, variant: Variant, service: ServiceId) -> Result<Usage, QuotaError> {
         if variant != Variant::TornRead {
@@ -282,6 +345,7 @@ impl<B: Backend> Tracker<B> {
         Ok(Usage::torn(
             service,
             first.limit(),
+            first.ceiling(),
             first.used(),
             second.remaining(),
         ))
@@ -354,9 +418,9 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         if missed {
             // The original's miss path: increment the store item, then load the cache from it.
             let (instance, config) = tracker.batch_parts();
-            let mut deltas = vec![0; config.len()];
+            let mut deltas = vec![0i64; config.len()];
             if let Some(slot) = deltas.get_mut(service.index()) {
-                *slot = count;
+                *slot = i64::try_from(count).unwrap_or(i64::MAX);
             }
             let day = tracker.with_state(|s| s.day());
             let batch = tracker.with_cache(|cache| {
@@ -407,7 +471,7 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
             Variant::StaleSnapshotSync => {
                 let batch = tracker.with_cache(|cache| {
                     let days = cache.state.pending_days();
-                    let calls: u64 = days.iter().map(crate::batch::DayDeltas::total).sum();
+                    let calls: i64 = days.iter().map(crate::batch::DayDeltas::total).sum();
                     step(format_args!("copies pending: {calls} calls"));
                     (!days.is_empty()).then(|| cache.book.new_batch(instance, config, days))
                 });
@@ -418,7 +482,7 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
                     Ok(_) => {
                         tracker.with_state(|s| {
                             let taken = s.take_pending();
-                            let cleared: u64 =
+                            let cleared: i64 =
                                 taken.iter().map(crate::batch::DayDeltas::total).sum();
                             step(format_args!(
                                 "wrote the copy; clears pending: {cleared} calls"

@@ -265,7 +265,7 @@ fn a_store_that_panics_mid_write_leaves_the_batch_in_doubt_not_lost() {
             .unsynced()
             .iter()
             .map(DayDeltas::total)
-            .sum::<u64>(),
+            .sum::<i64>(),
         2
     );
 }

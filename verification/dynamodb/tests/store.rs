@@ -18,7 +18,7 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Timestamp(day().start().0 + 3_600_000)))
 }
 
-fn batch(instance: &str, seq: u64, deltas: Vec<u64>) -> SyncBatch {
+fn batch(instance: &str, seq: u64, deltas: Vec<i64>) -> SyncBatch {
     SyncBatch {
         instance: instance.into(),
         seq,

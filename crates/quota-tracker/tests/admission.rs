@@ -1,0 +1,152 @@
+//! Admission end to end with the in-memory store: conservation with refunds, reduced-rate
+//! mode counted where sync and reload outcomes are reported, the estimated daily cost.
+
+use std::sync::Arc;
+
+use quota_tracker::{
+    Faults, ManualClock, MemoryStore, Period, QuotaConfig, ServiceConfig, SyncReport,
+    SyncedTracker, Timestamp, Tracker, TrackerOptions, UtcDay,
+};
+
+fn day() -> UtcDay {
+    UtcDay::from_ymd(2026, 12, 1).expect("valid date")
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp(day().start().0 + 3_600_000)))
+}
+
+fn synced(clock: &Arc<ManualClock>, config: QuotaConfig) -> SyncedTracker<Arc<MemoryStore>> {
+    let options = TrackerOptions {
+        instance: "a".into(),
+        ..TrackerOptions::default()
+    };
+    let tracker = Tracker::with_options(config, clock.clone(), options);
+    SyncedTracker::new(tracker, Arc::new(MemoryStore::new()))
+}
+
+fn stored(t: &SyncedTracker<Arc<MemoryStore>>, day: UtcDay, service: &str) -> u64 {
+    t.store().counters(day).get(service).copied().unwrap_or(0)
+}
+
+#[test]
+fn the_store_ends_at_admitted_minus_refunded_whether_the_refund_comes_before_or_after_a_sync() {
+    let clock = clock();
+    let t = synced(&clock, QuotaConfig::default());
+    let sendgrid = t.tracker().service("sendgrid").expect("configured");
+    let kept = t.admit(sendgrid, 5).expect("valid");
+    let synced_then_refunded = t.admit(sendgrid, 3).expect("valid");
+    assert!(matches!(t.sync(), SyncReport::Applied { calls: 8, .. }));
+    let refunded_before_sync = t.admit(sendgrid, 2).expect("valid");
+    for admission in [synced_then_refunded, refunded_before_sync] {
+        let reservation = admission.reservation.expect("admitted");
+        t.refund(reservation).expect("refunded");
+    }
+    assert!(kept.is_admitted());
+    assert_eq!(t.tracker().usage(sendgrid).map(|u| u.used()), Ok(5));
+    // Pending is 2 - 2 - 3 = -3: a negative delta for the calls already in the store.
+    assert!(matches!(t.sync(), SyncReport::Applied { calls: -3, .. }));
+    assert_eq!(stored(&t, day(), "sendgrid"), 5);
+    assert_eq!(
+        t.store().total(day()),
+        5,
+        "total_api_calls_today conserved too"
+    );
+}
+
+#[test]
+fn a_refund_after_midnight_lands_in_the_day_of_its_admission() {
+    let clock = clock();
+    let t = synced(&clock, QuotaConfig::default());
+    let tiingo = t.tracker().service("tiingo").expect("configured");
+    let admission = t.admit(tiingo, 4).expect("valid");
+    t.sync();
+    clock.advance(24 * 3_600_000);
+    t.admit(tiingo, 1).expect("valid");
+    t.refund(admission.reservation.expect("admitted"))
+        .expect("refunded");
+    t.sync();
+    assert_eq!(stored(&t, day(), "tiingo"), 0);
+    assert_eq!(stored(&t, day().next(), "tiingo"), 1);
+}
+
+/// Fails the next `n` syncs (writes) of `t`, with something pending each time.
+fn failing_syncs(t: &SyncedTracker<Arc<MemoryStore>>, service: quota_tracker::ServiceId, n: u32) {
+    t.store().inject(Faults {
+        fail_writes: n,
+        ..Faults::default()
+    });
+    for _ in 0..n {
+        t.tracker().record_call(service, 1).expect("valid");
+        assert!(matches!(t.sync(), SyncReport::Failed(_)));
+    }
+}
+
+#[test]
+fn three_store_failures_in_a_row_reduce_admission_to_25_percent_and_five_successes_restore_it() {
+    let clock = clock();
+    let t = synced(&clock, QuotaConfig::default());
+    let sendgrid = t.tracker().service("sendgrid").expect("configured");
+    t.tracker().record_call(sendgrid, 20).expect("valid");
+    failing_syncs(&t, sendgrid, 2);
+    assert!(!t.tracker().reduced_rate(), "two failures are not enough");
+    assert!(t.tracker().can_call(sendgrid).expect("valid"));
+    failing_syncs(&t, sendgrid, 1);
+    assert!(t.tracker().reduced_rate());
+    // used = 23 of 100: below 25 %, so two more are admitted and the third is refused.
+    assert!(t.tracker().admit(sendgrid, 2).expect("valid").is_admitted());
+    let refused = t.tracker().admit(sendgrid, 1).expect("valid");
+    assert!(!refused.is_admitted());
+    assert_eq!((refused.usage.used(), refused.usage.ceiling()), (25, 25));
+    assert!(!t.tracker().can_call(sendgrid).expect("valid"));
+    // Successes: four syncs and reloads are not enough, the fifth leaves the mode. A failed
+    // reload counts as a failure too and starts the successes again.
+    for _ in 0..4 {
+        t.tracker().record_call(sendgrid, 1).expect("valid");
+        assert!(matches!(t.sync(), SyncReport::Applied { .. }));
+    }
+    t.store().inject(Faults {
+        fail_reads: 1,
+        ..Faults::default()
+    });
+    assert!(matches!(t.reload(), quota_tracker::ReloadReport::Failed(_)));
+    for _ in 0..4 {
+        assert!(matches!(t.reload(), quota_tracker::ReloadReport::Loaded));
+    }
+    assert!(t.tracker().reduced_rate(), "a failure restarted the count");
+    assert!(matches!(t.reload(), quota_tracker::ReloadReport::Loaded));
+    assert!(!t.tracker().reduced_rate());
+    assert!(t.tracker().admit(sendgrid, 1).expect("valid").is_admitted());
+}
+
+#[test]
+fn the_estimated_daily_cost_is_each_service_count_times_its_price() {
+    let services = vec![
+        ServiceConfig::new("tiingo", 500, Period::Month)
+            .expect("valid")
+            .with_cost_per_call_micros(1_500),
+        ServiceConfig::new("sendgrid", 100, Period::Day)
+            .expect("valid")
+            .with_cost_per_call_micros(250),
+        ServiceConfig::new("free", 10, Period::Day).expect("valid"),
+    ];
+    let clock = clock();
+    let t = synced(&clock, QuotaConfig::new(services).expect("valid"));
+    for (name, calls) in [("tiingo", 3), ("sendgrid", 4), ("free", 5)] {
+        let id = t.tracker().service(name).expect("configured");
+        t.tracker().record_call(id, calls).expect("valid");
+    }
+    assert_eq!(
+        t.tracker().estimated_daily_cost_micros(),
+        3 * 1_500 + 4 * 250
+    );
+    assert!((t.tracker().estimated_daily_cost() - 0.0055).abs() < 1e-12);
+    clock.advance(24 * 3_600_000);
+    let tiingo = t.tracker().service("tiingo").expect("configured");
+    t.tracker().record_call(tiingo, 1).expect("valid");
+    assert_eq!(
+        t.tracker().estimated_daily_cost_micros(),
+        1_500,
+        "a new day"
+    );
+}

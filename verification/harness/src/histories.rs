@@ -22,6 +22,11 @@ pub const SERVICES: [&str; 2] = ["tiingo", "finnhub"];
 pub enum Action {
     /// `record_call(service, 1)`; the history keeps the `used` it returned.
     Record(usize),
+    /// `record_call(service, n)`: to bring a service near its ceiling in one step.
+    RecordMany(usize, u64),
+    /// `admit(service, 1)` (the variant's admission); the history keeps the decision and
+    /// the `used` it returned.
+    Admit(usize),
     /// `usage(service)`: used and remaining.
     Read(usize),
     /// `can_call(service)`.
@@ -70,13 +75,18 @@ fn run_thread<B: Backend>(
     for action in actions {
         let call = clock.fetch_add(1, Ordering::SeqCst);
         let (input, outcome) = match *action {
-            Action::Record(s) => {
-                let input = QuotaOp::Record {
+            Action::Record(s) => record(tracker, variant, s, 1),
+            Action::RecordMany(s, n) => record(tracker, variant, s, n),
+            Action::Admit(s) => {
+                let input = QuotaOp::Admit {
                     service: SERVICES[s].to_owned(),
                     count: 1,
                 };
-                let outcome = match tracker.record_call_as(variant, id(s), 1) {
-                    Ok(r) => Outcome::Ok(QuotaOutput::Recorded(Some(r.usage.used()))),
+                let outcome = match tracker.admit_as(variant, id(s), 1, || {}) {
+                    Ok(a) => Outcome::Ok(QuotaOutput::Admission {
+                        admitted: a.is_admitted(),
+                        used: Some(a.usage.used()),
+                    }),
                     Err(_) => Outcome::Fail,
                 };
                 (input, outcome)
@@ -116,6 +126,27 @@ fn run_thread<B: Backend>(
         ops.push(Operation::new(process, call, Some(ret), input, outcome));
     }
     ops
+}
+
+/// `record_call_as(variant, service, count)` as a history operation.
+fn record<B: Backend>(
+    tracker: &Tracker<B>,
+    variant: Variant,
+    service: usize,
+    count: u64,
+) -> (QuotaOp, Outcome<QuotaOutput>) {
+    let input = QuotaOp::Record {
+        service: SERVICES[service].to_owned(),
+        count,
+    };
+    let outcome = tracker
+        .service(SERVICES[service])
+        .and_then(|id| tracker.record_call_as(variant, id, count));
+    let outcome = match outcome {
+        Ok(r) => Outcome::Ok(QuotaOutput::Recorded(Some(r.usage.used()))),
+        Err(_) => Outcome::Fail,
+    };
+    (input, outcome)
 }
 
 /// Runs `threads` on real OS threads and returns the recorded history.

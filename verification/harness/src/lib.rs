@@ -5,9 +5,14 @@
 //! compared with what was recorded. It runs on real OS threads ([`real_threads`]) or under
 //! shuttle's seeded random scheduler ([`shuttle_schedule`]), with any [`Variant`].
 //!
+//! [`admission`] is the same idea one level up: threads admit, call the provider and admit
+//! again until refused, and the count must never pass the ceiling ([`Variant::CheckThenAct`]
+//! does).
+//!
 //! [`histories`] records richer workloads (records, reads, can-call, syncs) as histories for
 //! the linearizability checker.
 
+pub mod admission;
 pub mod histories;
 pub mod lost_update;
 pub mod summary;

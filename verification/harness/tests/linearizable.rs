@@ -4,7 +4,9 @@
 //! historical variants `unlocked-rmw`, `split-lock` and `torn-read` are found not
 //! linearizable, and proptest shrinks each failure to a small workload whose history is
 //! printed, saved under `target/histories/`, and kept as a regression case in
-//! `tests/regressions/` (checked again by `regressions_stay_not_linearizable`).
+//! `tests/regressions/` (checked again by `regressions_stay_not_linearizable`). Admission
+//! histories near a ceiling: the fixed `admit` is linearizable, `check-then-act` is caught
+//! (two admissions both pass the check) and shrunk.
 
 use std::time::Duration;
 
@@ -186,6 +188,83 @@ fn historical_variants_are_caught_on_real_threads() {
     }
 }
 
+/// Admission near finnhub's ceiling (48): thread 0 first brings it to 46 in one record.
+fn admission_workload() -> impl Strategy<Value = Threads> {
+    let action = prop_oneof![
+        4 => Just(Action::Admit(1)),
+        1 => Just(Action::Record(1)),
+        1 => Just(Action::Read(1)),
+    ];
+    prop::collection::vec(prop::collection::vec(action, 1..=4), 2..=3).prop_map(|mut threads| {
+        threads[0].insert(0, Action::RecordMany(1, 46));
+        threads
+    })
+}
+
+#[test]
+fn fixed_admission_histories_are_linearizable_under_shuttle() {
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&(admission_workload(), any::<u64>()), |(threads, seed)| {
+            for history in shuttle_histories(Variant::Fixed, &threads, seed, SCHEDULES) {
+                prop_assert_eq!(verdict(&history), Verdict::Linearizable, "seed {}", seed);
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    Finding::new("linearizability/admission-shuttle", "fixed", false, "").emit();
+}
+
+#[test]
+fn check_then_act_is_caught_and_shrunk() {
+    let variant = Variant::CheckThenAct;
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        max_shrink_iters: 2_000,
+        ..Config::default()
+    });
+    let result = runner.run(&(admission_workload(), 0..10_000u64), |(threads, seed)| {
+        for history in shuttle_histories(variant, &threads, seed, SCHEDULES) {
+            prop_assert_ne!(verdict(&history), Verdict::NotLinearizable);
+        }
+        Ok(())
+    });
+    let Err(TestError::Fail(_, (threads, seed))) = result else {
+        Finding::new("linearizability/admission-shuttle", variant.id(), false, "").emit();
+        panic!("{variant}: 256 workloads x {SCHEDULES} schedules, never caught: {result:?}");
+    };
+    let history = shuttle_histories(variant, &threads, seed, SCHEDULES)
+        .into_iter()
+        .find(|h| verdict(h) == Verdict::NotLinearizable)
+        .unwrap_or_else(|| panic!("{variant}: the shrunk case did not replay"));
+    let result = check(&Quota::default(), &history, None);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("histories");
+    std::fs::create_dir_all(&dir).expect("target dir is writable");
+    let path = dir.join(format!("{}.jsonl", variant.id()));
+    std::fs::write(&path, jsonl::write(&Quota::default(), &history)).expect("writable");
+    let actions: usize = threads.iter().map(Vec::len).sum();
+    Finding::new(
+        "linearizability/admission-shuttle",
+        variant.id(),
+        true,
+        format!(
+            "shrunk to {} threads, {actions} actions: {threads:?}\n\
+             replay: shuttle RandomScheduler seed {seed} (quota_harness::histories::shuttle_histories)\n{}",
+            threads.len(),
+            report::text(&Quota::default(), &history, &result)
+        ),
+    )
+    .emit();
+    eprintln!("saved: {}", path.display());
+    // The prelude, then two admissions that both pass the check.
+    assert!(actions <= 4, "{variant}: shrunk only to {actions} actions");
+}
+
 #[test]
 fn regressions_stay_not_linearizable() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
@@ -207,7 +286,7 @@ fn regressions_stay_not_linearizable() {
         checked += 1;
     }
     assert!(
-        checked >= 3,
+        checked >= 4,
         "expected a regression history per racy variant, found {checked}"
     );
 }

@@ -74,7 +74,8 @@ fn tracker<B: Backend>() -> (Arc<Tracker<B>>, ServiceId) {
         instance: "admission".into(),
         ..TrackerOptions::default()
     };
-    let tracker = Tracker::<B>::new_in(QuotaConfig::default(), crate::lost_update::clock(), options);
+    let tracker =
+        Tracker::<B>::new_in(QuotaConfig::default(), crate::lost_update::clock(), options);
     let service = tracker
         .service(SERVICE)
         .unwrap_or_else(|e| panic!("workload bug: {e}"));

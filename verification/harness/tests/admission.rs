@@ -32,7 +32,10 @@ fn assert_held(trial: &AdmissionTrial, what: &str) {
         trial.refunded,
         trial.used
     );
-    assert_eq!(trial.used, trial.ceiling, "{what}: admission stops at the ceiling, not before");
+    assert_eq!(
+        trial.used, trial.ceiling,
+        "{what}: admission stops at the ceiling, not before"
+    );
 }
 
 #[test]
@@ -70,7 +73,10 @@ fn real_threads_check_then_act_overshoots_the_ceiling() {
         counterexample,
     )
     .emit();
-    assert!(found.is_some(), "check-then-act stayed under the ceiling in 20 trials");
+    assert!(
+        found.is_some(),
+        "check-then-act stayed under the ceiling in 20 trials"
+    );
 }
 
 #[test]
@@ -78,7 +84,10 @@ fn shuttle_fixed_admission_stops_at_the_ceiling() {
     for (threads, refund_every) in [(2, 0), (3, 2), (100, 0), (100, 4)] {
         let w = workload(Variant::Fixed, threads, refund_every);
         for (i, trial) in shuttle_schedule(&w, 7, 10).expect("ran").iter().enumerate() {
-            assert_held(trial, &format!("{threads} threads, refund every {refund_every}, {i}"));
+            assert_held(
+                trial,
+                &format!("{threads} threads, refund every {refund_every}, {i}"),
+            );
         }
     }
     Finding::new("lost-update/admission-shuttle", "fixed", false, "").emit();
@@ -106,7 +115,10 @@ fn shuttle_check_then_act_overshoots_at_100_threads() {
         counterexample,
     )
     .emit();
-    assert!(!over.is_empty(), "seed 42 stayed under the ceiling in 10 schedules");
+    assert!(
+        !over.is_empty(),
+        "seed 42 stayed under the ceiling in 10 schedules"
+    );
     assert!(trials.iter().all(AdmissionTrial::conserved));
 }
 
@@ -115,6 +127,10 @@ fn shuttle_admission_replays_from_its_seed() {
     for variant in [Variant::Fixed, Variant::CheckThenAct] {
         let w = workload(variant, 5, 2);
         let first = shuttle_schedule(&w, 99, 5).expect("ran");
-        assert_eq!(first, shuttle_schedule(&w, 99, 5).expect("ran"), "{variant}");
+        assert_eq!(
+            first,
+            shuttle_schedule(&w, 99, 5).expect("ran"),
+            "{variant}"
+        );
     }
 }

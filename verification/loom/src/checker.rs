@@ -48,6 +48,8 @@ pub enum Reason {
     TornRead,
     /// A reader saw services and total from different updates.
     TornSnapshot,
+    /// Admission let `used` pass the ceiling.
+    OverCeiling,
 }
 
 impl Reason {
@@ -62,6 +64,7 @@ impl Reason {
             Reason::TwoSyncsInFlight => "at most one sync in flight",
             Reason::TornRead => "torn read",
             Reason::TornSnapshot => "torn snapshot",
+            Reason::OverCeiling => "admitted past the ceiling",
         }
     }
 }

@@ -1,4 +1,7 @@
-//! `quota-verify repro`: reproduce the lost-update bug of the original service.
+//! `quota-verify repro`: reproduce the lost-update bug of the original service, or (with
+//! `--workload admission`) the check-then-act overshoot one level up.
+
+mod admission;
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -15,41 +18,67 @@ const OK: u8 = 0;
 const FIXED_LOST: u8 = 1;
 /// Exit code: the run could not be carried out.
 const CANNOT_RUN: u8 = 3;
+/// Exit code: invalid arguments.
+const BAD_ARGUMENTS: u8 = 2;
 
 /// Reproduce the lost-update bug: threads record calls concurrently, then the counters are
-/// compared with what was recorded.
+/// compared with what was recorded. Or, with --workload admission, the check-then-act
+/// overshoot: threads check the quota, call the provider and record, until refused.
 ///
-/// Thread i records CALLS single calls on service (i mod 3) of tiingo, finnhub, sendgrid, as in
-/// the original Python test (2 threads: tiingo and finnhub, 100 calls each). That test lost 48
-/// of 100 updates before the fix.
+/// lost-update (the default): thread i records CALLS single calls on service (i mod 3) of
+/// tiingo, finnhub, sendgrid, as in the original Python test (2 threads: tiingo and finnhub,
+/// 100 calls each). That test lost 48 of 100 updates before the fix.
 ///
-/// Exit status: 0 when the fixed tracker counted every trial exactly (whatever the historical
-/// variants lost), 1 when the fixed tracker lost or double-counted a call, 2 for invalid
-/// arguments, 3 when the run could not be carried out.
+/// admission: THREADS threads (default 100) each loop admit -> provider call (--call-ms,
+/// default 2) -> admit again on sendgrid (limit 100, ceiling 80) until refused. fixed admits
+/// and records in one critical section; check-then-act asks can_call, calls, then records, as
+/// the original's parallel fetchers did, and overshoots the ceiling.
+///
+/// Exit status: 0 when the fixed tracker counted every trial exactly (and, for admission,
+/// never passed the ceiling), whatever the historical variants did; 1 when the fixed tracker
+/// lost, double-counted or over-admitted a call; 2 for invalid arguments; 3 when the run
+/// could not be carried out.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   quota-verify repro                                  all variants, 2 threads x 100 calls, 200 trials
   quota-verify repro --variant split-lock --threads 100 --trials 20
-  quota-verify repro --variant unlocked-rmw --seed 7 --json    deterministic, under shuttle")]
+  quota-verify repro --variant unlocked-rmw --seed 7 --json    deterministic, under shuttle
+  quota-verify repro --workload admission             fixed and check-then-act, 100 threads, 20 trials
+  quota-verify repro --workload admission --variant check-then-act --seed 3 --json")]
 pub struct Args {
-    /// Read-modify-write to run; repeat for several. [default: all]
+    /// What the threads do: record calls (lost-update) or admit until refused (admission).
+    #[arg(long, value_enum, default_value_t = WorkloadKind::LostUpdate)]
+    workload: WorkloadKind,
+
+    /// Variant to run; repeat for several. [default: every variant the workload shows]
     ///
-    /// fixed: one critical section (the fix). unlocked-rmw: get, modify, set back field by
-    /// field with no lock across. split-lock: lock for the get, lock again for the set.
+    /// lost-update: fixed (one critical section), unlocked-rmw (get, modify, set back field
+    /// by field with no lock across), split-lock (lock for the get, lock again for the set).
+    /// admission: fixed (admit), check-then-act (can_call, call, record_call).
     #[arg(long = "variant", value_name = "VARIANT", value_parser = parse_variant)]
     variants: Vec<Variant>,
 
-    /// Concurrent threads.
-    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = whole_number::<10_000>)]
-    threads: u64,
+    /// Concurrent threads. [default: 2 for lost-update, 100 for admission]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole_number::<10_000>)]
+    threads: Option<u64>,
 
-    /// Calls each thread records.
-    #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = whole_number::<10_000_000>)]
-    calls: u64,
+    /// Calls each thread records (lost-update only). [default: 100]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole_number::<10_000_000>)]
+    calls: Option<u64>,
 
-    /// Independent trials per variant.
-    #[arg(long, default_value_t = 200, allow_negative_numbers = true, value_parser = whole_number::<1_000_000>)]
-    trials: u64,
+    /// Independent trials per variant. [default: 200 for lost-update, 20 for admission]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole_number::<1_000_000>)]
+    trials: Option<u64>,
+
+    /// How long the simulated provider call takes, in milliseconds (admission only, real
+    /// threads; under --seed it is a yield). [default: 2]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, value_parser = count_from_zero::<60_000>)]
+    call_ms: Option<u64>,
+
+    /// Give back every N-th admission of each thread, as if its provider call failed
+    /// (admission only; 0: none). [default: 0]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count_from_zero::<1_000_000>)]
+    refund_every: Option<u64>,
 
     /// Run under shuttle's random scheduler with this seed instead of real threads:
     /// deterministic, the same seed gives the same result on every run. Shuttle switches
@@ -72,6 +101,25 @@ fn whole_number<const MAX: u64>(input: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("expected a whole number from 1 to {MAX}"))
 }
 
+/// A count from 0 to `MAX`, with an error that says so.
+fn count_from_zero<const MAX: u64>(input: &str) -> Result<u64, String> {
+    input
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= MAX)
+        .ok_or_else(|| format!("expected a whole number from 0 to {MAX}"))
+}
+
+/// The workloads `repro` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WorkloadKind {
+    /// Threads record calls concurrently; the counters must equal what was recorded.
+    LostUpdate,
+    /// Threads admit, call and admit again until refused; `used` must stay at or under the
+    /// ceiling.
+    Admission,
+}
+
 fn seed(input: &str) -> Result<u64, String> {
     input
         .parse()
@@ -88,36 +136,89 @@ fn repro_variants() -> Vec<Variant> {
 }
 
 fn parse_variant(input: &str) -> Result<Variant, String> {
-    let variant: Variant = input
+    input
         .parse()
-        .map_err(|e: quota_tracker::zoo::ParseVariantError| e.to_string())?;
-    let usable = repro_variants();
-    if usable.contains(&variant) {
-        return Ok(variant);
+        .map_err(|e: quota_tracker::zoo::ParseVariantError| e.to_string())
+}
+
+/// The variants asked for, or every one `usable` when none was; an error naming the usable
+/// ones when a variant does not show in this workload.
+fn chosen_variants(
+    args: &Args,
+    usable: &[Variant],
+    workload: &str,
+) -> Result<Vec<Variant>, String> {
+    if args.variants.is_empty() {
+        return Ok(usable.to_vec());
     }
     let ids: Vec<&str> = usable.iter().map(|v| v.id()).collect();
-    Err(format!(
-        "variant {variant} ({}) does not lose updates in this workload, which only records \
-         calls concurrently; the loom models check it (scripts/loom). Expected one of {}",
-        variant.description(),
-        ids.join(", ")
-    ))
+    for variant in &args.variants {
+        if usable.contains(variant) {
+            continue;
+        }
+        let elsewhere = if variant.overshoots_in_repro() {
+            "it shows in --workload admission".to_owned()
+        } else if variant.loses_in_repro() {
+            "it shows in --workload lost-update".to_owned()
+        } else {
+            "the loom models check it (scripts/loom)".to_owned()
+        };
+        return Err(format!(
+            "variant {variant} ({}) does not show in the {workload} workload; {elsewhere}. \
+             Expected one of {}",
+            variant.description(),
+            ids.join(", ")
+        ));
+    }
+    Ok(dedup(&args.variants))
+}
+
+/// An argument that does not apply to the workload chosen.
+fn refuse_foreign(args: &Args) -> Result<(), String> {
+    let foreign = match args.workload {
+        WorkloadKind::LostUpdate if args.call_ms.is_some() => Some("--call-ms"),
+        WorkloadKind::LostUpdate if args.refund_every.is_some() => Some("--refund-every"),
+        WorkloadKind::Admission if args.calls.is_some() => Some("--calls"),
+        _ => None,
+    };
+    match (foreign, args.workload) {
+        (Some(flag), WorkloadKind::LostUpdate) => {
+            Err(format!("{flag} applies to --workload admission only"))
+        }
+        (Some(flag), WorkloadKind::Admission) => Err(format!(
+            "{flag} applies to --workload lost-update only (admission threads admit until refused)"
+        )),
+        (None, _) => Ok(()),
+    }
 }
 
 /// Runs the command and returns its exit code.
 pub fn run(args: &Args) -> ExitCode {
-    let variants = if args.variants.is_empty() {
-        repro_variants()
-    } else {
-        dedup(&args.variants)
+    if let Err(message) = refuse_foreign(args) {
+        eprintln!("error: {message}");
+        return ExitCode::from(BAD_ARGUMENTS);
+    }
+    match args.workload {
+        WorkloadKind::LostUpdate => run_lost_update(args),
+        WorkloadKind::Admission => admission::run(args),
+    }
+}
+
+fn run_lost_update(args: &Args) -> ExitCode {
+    let variants = match chosen_variants(args, &repro_variants(), "lost-update") {
+        Ok(variants) => variants,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(BAD_ARGUMENTS);
+        }
     };
     let services: Vec<String> = QuotaConfig::default().names().map(str::to_owned).collect();
     let mut summaries = Vec::with_capacity(variants.len());
     for variant in variants {
         let workload = Workload {
             variant,
-            threads: usize::try_from(args.threads).unwrap_or(usize::MAX),
-            calls: args.calls,
+            threads: usize::try_from(args.threads.unwrap_or(2)).unwrap_or(usize::MAX),
+            calls: args.calls.unwrap_or(100),
         };
         match run_variant(&workload, args, services.clone()) {
             Ok(summary) => summaries.push(summary),
@@ -128,14 +229,8 @@ pub fn run(args: &Args) -> ExitCode {
         }
     }
     if args.json {
-        for summary in &summaries {
-            match serde_json::to_string(summary) {
-                Ok(line) => println!("{line}"),
-                Err(error) => {
-                    eprintln!("quota-verify repro: cannot encode the result as JSON: {error}");
-                    return ExitCode::from(CANNOT_RUN);
-                }
-            }
+        if !print_json_lines(&summaries) {
+            return ExitCode::from(CANNOT_RUN);
         }
     } else {
         print!("{}", table(args, &summaries));
@@ -149,6 +244,20 @@ pub fn run(args: &Args) -> ExitCode {
     } else {
         ExitCode::from(OK)
     }
+}
+
+/// Prints one JSON object per line; false (after saying why) if one cannot be encoded.
+pub(crate) fn print_json_lines<T: serde::Serialize>(rows: &[T]) -> bool {
+    for row in rows {
+        match serde_json::to_string(row) {
+            Ok(line) => println!("{line}"),
+            Err(error) => {
+                eprintln!("quota-verify repro: cannot encode the result as JSON: {error}");
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn dedup(variants: &[Variant]) -> Vec<Variant> {
@@ -166,15 +275,16 @@ fn run_variant(
     args: &Args,
     services: Vec<String>,
 ) -> Result<Summary, quota_tracker::QuotaError> {
-    let bar = progress(workload.variant, args.trials);
-    let trials_wanted = usize::try_from(args.trials).unwrap_or(usize::MAX);
+    let trials = args.trials.unwrap_or(200);
+    let bar = progress(workload.variant, trials);
+    let trials_wanted = usize::try_from(trials).unwrap_or(usize::MAX);
     let started = Instant::now();
     let trials: Vec<Trial> = match args.seed {
         Some(seed) => {
             let tick = bar.clone();
             shuttle_schedule(workload, seed, trials_wanted, move |_| tick.inc(1))?
         }
-        None => (0..args.trials)
+        None => (0..trials)
             .map(|_| {
                 let trial = real_threads(workload);
                 bar.inc(1);
@@ -193,7 +303,7 @@ fn run_variant(
 }
 
 /// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
-fn progress(variant: Variant, trials: u64) -> ProgressBar {
+pub(crate) fn progress(variant: Variant, trials: u64) -> ProgressBar {
     let bar = ProgressBar::new(trials);
     let style = ProgressStyle::with_template("{msg:>14} [{bar:30}] {pos}/{len} trials {elapsed}")
         .map(|s| s.progress_chars("=> "))

@@ -134,6 +134,121 @@ fn human_output_names_each_variant_and_how_to_replay() {
     }
 }
 
+/// One JSON object per line.
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn admission_fixed_never_passes_the_ceiling_and_check_then_act_does() {
+    // The acceptance command, on real threads.
+    let out = run(&[
+        "repro",
+        "--workload",
+        "admission",
+        "--variant",
+        "fixed",
+        "--threads",
+        "100",
+        "--trials",
+        "20",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fixed = json(&out);
+    for field in [
+        "variant",
+        "threads",
+        "trials",
+        "ceiling",
+        "limit",
+        "trials_over_ceiling",
+        "max_admitted",
+        "max_over_ceiling",
+    ] {
+        assert!(fixed.get(field).is_some(), "missing {field} in {fixed}");
+    }
+    assert_eq!(fixed["trials_over_ceiling"], 0, "{fixed}");
+    assert_eq!(fixed["max_admitted"], 80, "{fixed}");
+    assert_eq!(
+        (fixed["ceiling"].as_u64(), fixed["limit"].as_u64()),
+        (Some(80), Some(100))
+    );
+    // Seeded, so the overshoot does not depend on the machine; the same seed, the same JSON.
+    let args = [
+        "repro",
+        "--workload",
+        "admission",
+        "--variant",
+        "check-then-act",
+        "--trials",
+        "5",
+        "--seed",
+        "3",
+        "--json",
+    ];
+    let (a, b) = (run(&args), run(&args));
+    assert!(
+        a.status.success(),
+        "historical variants may overshoot: {}",
+        stderr(&a)
+    );
+    assert_eq!(stdout(&a), stdout(&b));
+    let v = json(&a);
+    assert!(v["trials_over_ceiling"].as_u64() > Some(0), "{v}");
+    assert!(v["max_over_ceiling"].as_u64() > Some(0), "{v}");
+    assert_eq!(
+        v["trials_not_conserved"], 0,
+        "it overshoots, it does not lose"
+    );
+}
+
+#[test]
+fn admission_runs_both_variants_by_default_with_refunds() {
+    let out = run(&[
+        "repro",
+        "--workload",
+        "admission",
+        "--threads",
+        "8",
+        "--trials",
+        "3",
+        "--refund-every",
+        "3",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = json_lines(&out);
+    let variants: Vec<_> = rows.iter().map(|r| r["variant"].clone()).collect();
+    assert_eq!(variants, ["fixed", "check-then-act"]);
+    assert_eq!(rows[0]["refund_every"], 3);
+    assert_eq!(rows[0]["trials_over_ceiling"], 0);
+    assert_eq!(rows[0]["trials_not_conserved"], 0);
+    let text = stdout(&run(&[
+        "repro",
+        "--workload",
+        "admission",
+        "--threads",
+        "4",
+        "--trials",
+        "2",
+        "--seed",
+        "2",
+    ]));
+    for needle in [
+        "limit 100, ceiling 80",
+        "trials over ceiling",
+        "check-then-act",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
 #[test]
 fn invalid_arguments_are_explained_with_a_nonzero_exit() {
     for (args, needle) in [
@@ -149,6 +264,29 @@ fn invalid_arguments_are_explained_with_a_nonzero_exit() {
         (&["repro", "--calls", "-5"][..], "--calls"),
         (&["repro", "--trials", "many"][..], "--trials"),
         (&["repro", "--seed", "-1"][..], "--seed"),
+        (
+            &["repro", "--variant", "check-then-act"][..],
+            "it shows in --workload admission",
+        ),
+        (
+            &[
+                "repro",
+                "--workload",
+                "admission",
+                "--variant",
+                "split-lock",
+            ][..],
+            "Expected one of fixed, check-then-act",
+        ),
+        (
+            &["repro", "--workload", "admission", "--calls", "5"][..],
+            "--calls applies to --workload lost-update only",
+        ),
+        (
+            &["repro", "--call-ms", "3"][..],
+            "--call-ms applies to --workload admission",
+        ),
+        (&["repro", "--workload", "batch"][..], "--workload"),
         (&["frobnicate"][..], "frobnicate"),
     ] {
         let out = run(args);

@@ -199,3 +199,89 @@ pub fn shuttle_schedule(
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     std::mem::take(&mut *results).into_iter().collect()
 }
+
+/// What a series of admission trials admitted, against the ceiling: the shape `quota-verify
+/// repro --workload admission` prints.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AdmissionSummary {
+    /// The variant's id.
+    pub variant: String,
+    /// `threads` or `shuttle`.
+    pub scheduler: &'static str,
+    /// Concurrent threads.
+    pub threads: usize,
+    /// Trials run.
+    pub trials: usize,
+    /// The shuttle seed; `None` for real threads.
+    pub seed: Option<u64>,
+    /// The service admitted to.
+    pub service: &'static str,
+    /// Its limit.
+    pub limit: u64,
+    /// Its admission ceiling: `used` must stay at or under it.
+    pub ceiling: u64,
+    /// The simulated provider call on real threads, milliseconds (a yield under shuttle).
+    pub call_ms: u64,
+    /// Every n-th admission of a thread given back (0: none).
+    pub refund_every: u64,
+    /// Trials in which `used` went past the ceiling.
+    pub trials_over_ceiling: usize,
+    /// The most calls standing (admitted minus refunded) at the end of one trial.
+    pub max_admitted: u64,
+    /// How far `used` went past the ceiling at its highest, over all trials.
+    pub max_over_ceiling: u64,
+    /// Mean calls standing at the end of a trial.
+    pub mean_admitted: f64,
+    /// Trials whose count differs from admitted minus refunded (lost or invented calls).
+    pub trials_not_conserved: usize,
+    /// Wall time of all trials, milliseconds; left out of seeded runs (see `Summary`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+}
+
+impl AdmissionSummary {
+    /// Summarises `trials` of `workload`.
+    pub fn new(
+        workload: &AdmissionWorkload,
+        seed: Option<u64>,
+        trials: &[AdmissionTrial],
+        elapsed: Duration,
+    ) -> Self {
+        let first = trials.first();
+        let standing = |t: &AdmissionTrial| t.admitted.saturating_sub(t.refunded);
+        let total: u64 = trials.iter().map(standing).sum();
+        Self {
+            variant: workload.variant.id().to_owned(),
+            scheduler: if seed.is_some() { "shuttle" } else { "threads" },
+            threads: workload.threads,
+            trials: trials.len(),
+            seed,
+            service: SERVICE,
+            limit: first.map_or(0, |t| t.limit),
+            ceiling: first.map_or(0, |t| t.ceiling),
+            call_ms: u64::try_from(workload.call.as_millis()).unwrap_or(u64::MAX),
+            refund_every: workload.refund_every,
+            trials_over_ceiling: trials.iter().filter(|t| t.over_ceiling() > 0).count(),
+            max_admitted: trials.iter().map(standing).max().unwrap_or(0),
+            max_over_ceiling: trials
+                .iter()
+                .map(AdmissionTrial::over_ceiling)
+                .max()
+                .unwrap_or(0),
+            mean_admitted: if trials.is_empty() {
+                0.0
+            } else {
+                total as f64 / trials.len() as f64
+            },
+            trials_not_conserved: trials.iter().filter(|t| !t.conserved()).count(),
+            elapsed_ms: seed
+                .is_none()
+                .then(|| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// Whether every trial stayed at or under the ceiling and counted exactly.
+    pub fn held(&self) -> bool {
+        self.trials_over_ceiling == 0 && self.trials_not_conserved == 0
+    }
+}

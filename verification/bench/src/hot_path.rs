@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use quota_bench::recorders::{Atomics, Core, Floor, PerServiceLocks, Recorder, Toy};
+use quota_bench::recorders::{Admitter, Atomics, Core, Floor, PerServiceLocks, Recorder, Toy};
 use quota_tracker::sync::{ParkingLotBackend, StdBackend};
 use quota_tracker::{Clock, SystemClock, TickingClock};
 
@@ -94,13 +94,20 @@ impl Subject {
 
 /// Every implementation of the table, in row order; the floor first.
 fn subjects(ticking: &Arc<dyn Clock>, system: &Arc<dyn Clock>) -> Vec<Subject> {
-    let (ticking, ticking_std, system) =
-        (Arc::clone(ticking), Arc::clone(ticking), Arc::clone(system));
+    let (ticking, ticking_std, ticking_admit, system) = (
+        Arc::clone(ticking),
+        Arc::clone(ticking),
+        Arc::clone(ticking),
+        Arc::clone(system),
+    );
     vec![
         Subject::new("floor: AtomicU64::fetch_add", Floor::default),
         Subject::new("toy: parking_lot::Mutex, 3 counters", Toy::default),
         Subject::new("fixed core, parking_lot", move || {
             Core::<ParkingLotBackend>::new(Arc::clone(&ticking))
+        }),
+        Subject::new("fixed core, parking_lot, admit", move || {
+            Admitter::<ParkingLotBackend>::new(Arc::clone(&ticking_admit))
         }),
         Subject::new("fixed core, std::sync::Mutex", move || {
             Core::<StdBackend>::new(Arc::clone(&ticking_std))
@@ -175,6 +182,7 @@ pub fn report(calls_per_thread_1: u64) {
         "\n## record_call: throughput and latency (2 cores; {ROUNDS} interleaved rounds; ns/op: median round; ratio: median of each round's ns/op ÷ the floor's in that round)\n"
     );
     println!("| implementation | threads | ns/op | ratio to floor | p50 | p99 |");
+    let mut admit_ratios = Vec::new();
     println!("|---|---|---|---|---|---|");
     for threads in [1usize, 2, 8, 100] {
         // Keep total work similar across thread counts.
@@ -185,6 +193,15 @@ pub fn report(calls_per_thread_1: u64) {
             &format!("record_call, fixed core on parking_lot, {threads} threads, ratio to floor"),
             rows[2].ratio_to_floor,
             "x floor",
+            1.0,
+        );
+        // Same rounds, same floor: admission's cost over record_call's.
+        let admit_ratio = rows[3].ratio_to_floor / rows[2].ratio_to_floor;
+        admit_ratios.push((threads, admit_ratio));
+        crate::figures::keep(
+            &format!("admit ÷ record_call, fixed core on parking_lot, {threads} threads"),
+            admit_ratio,
+            "x record_call",
             1.0,
         );
         for row in &rows {
@@ -199,6 +216,14 @@ pub fn report(calls_per_thread_1: u64) {
             );
         }
     }
+    let ratios: Vec<String> = admit_ratios
+        .iter()
+        .map(|(threads, r)| format!("{threads} threads {r:.2}×"))
+        .collect();
+    println!(
+        "\nadmit ÷ record_call (ratios to the same rounds' floor): {}",
+        ratios.join(", ")
+    );
     println!(
         "\np50/p99 include the cost of reading the timer around each sampled call (see the timer row)."
     );

@@ -20,7 +20,7 @@ fn main() {
             "quota-bench [--quick] [--hot-path | --sync-latency] [--json FILE]\n\n\
              Prints the benchmark tables of BENCHMARKS.md.\n  \
              --quick       fewer calls (a smoke run; figures are rougher)\n  \
-             --hot-path    only the record_call table\n  \
+             --hot-path    only the record_call (and admit) table\n  \
              --sync-latency only the table of record_call latency with a sync in flight\n  \
              --json FILE   also write the headline figures (with regression margins) as JSON,\n                \
              for the correctness gate's baseline"

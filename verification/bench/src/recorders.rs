@@ -105,6 +105,55 @@ impl<B: Backend> Recorder for Core<B> {
     }
 }
 
+/// The real tracker's admission: `Tracker::admit`, deciding and recording in one critical
+/// section, on services whose limits are never reached (every call admitted, as on the hot
+/// path of a service with quota left).
+pub struct Admitter<B: Backend> {
+    tracker: Tracker<B>,
+    ids: [ServiceId; 3],
+}
+
+impl<B: Backend> Admitter<B> {
+    /// A tracker with three services of limit `i64::MAX`, reading `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        let service = |name: &str| {
+            quota_tracker::ServiceConfig::new(name, i64::MAX, quota_tracker::Period::Day)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let config = QuotaConfig::new(vec![
+            service("tiingo"),
+            service("finnhub"),
+            service("sendgrid"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let options = TrackerOptions {
+            instance: "bench".into(),
+            ..TrackerOptions::default()
+        };
+        let tracker = Tracker::<B>::new_in(config, clock, options);
+        let id = |name| tracker.service(name).unwrap_or_else(|e| panic!("{e}"));
+        let ids = [id("tiingo"), id("finnhub"), id("sendgrid")];
+        Self { tracker, ids }
+    }
+}
+
+impl<B: Backend> Recorder for Admitter<B> {
+    #[inline]
+    fn record(&self, service: usize) {
+        match self.tracker.admit(self.ids[service], 1) {
+            Ok(admission) => {
+                std::hint::black_box(admission.reservation.is_some());
+                std::hint::black_box(admission.usage.used());
+                std::hint::black_box(admission.usage.remaining());
+                std::hint::black_box(admission.crossed_critical);
+                std::hint::black_box(admission.sync_due);
+                std::hint::black_box(admission.reload_due);
+            }
+            Err(e) => panic!("benchmark call refused: {e}"),
+        }
+    }
+}
+
 /// Uses every field of `recorded`, as a caller that acts on the result would, so none of
 /// them is optimized away. Field by field and by value: handing the whole struct to
 /// `black_box` would measure the copy of a stack temporary (the bench once did, and a

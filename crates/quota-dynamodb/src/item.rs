@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use quota_tracker::{StoredDay, Timestamp, UtcDay};
+use quota_tracker::{StoredDay, StoredWindow, Timestamp, UtcDay, Window, WindowKey};
 
 /// The partition key of every quota item.
 pub(crate) const PK: &str = "SYSTEM#QUOTA";
@@ -40,6 +40,54 @@ pub(crate) fn key(day: UtcDay) -> [(String, AttributeValue); 2] {
         ("PK".to_owned(), AttributeValue::S(PK.to_owned())),
         ("SK".to_owned(), AttributeValue::S(day.to_string())),
     ]
+}
+
+/// `entity_type` of window items.
+pub(crate) const WINDOW_ENTITY: &str = "QUOTA_WINDOW";
+/// A window item's counter.
+pub(crate) const WINDOW_USED: &str = "used";
+
+/// The sort key of `service`'s item for `window`: `WINDOW#finnhub#2026-12-01T12:34`. Day
+/// items keep the original's `YYYY-MM-DD`, so the two never collide.
+pub(crate) fn window_sort_key(service: &str, window: Window) -> String {
+    format!("WINDOW#{service}#{window}")
+}
+
+/// The item key of `service`'s item for `window`.
+pub(crate) fn window_key(service: &str, window: Window) -> [(String, AttributeValue); 2] {
+    [
+        ("PK".to_owned(), AttributeValue::S(PK.to_owned())),
+        (
+            "SK".to_owned(),
+            AttributeValue::S(window_sort_key(service, window)),
+        ),
+    ]
+}
+
+/// A window item's stamps: last update, expiry a week after the window ends (not after the
+/// first write: a month's item must outlive its month), entity type.
+pub(crate) fn window_stamps(now: Timestamp, window: Window) -> [(&'static str, AttributeValue); 3] {
+    [
+        (UPDATED_AT, AttributeValue::S(iso8601(now))),
+        (TTL, number(window.end().unix_seconds() + TTL_SECONDS)),
+        (ENTITY_TYPE, AttributeValue::S(WINDOW_ENTITY.to_owned())),
+    ]
+}
+
+/// The count of a window item (0 when the counter is missing or not a count).
+pub(crate) fn stored_window(
+    key: &WindowKey,
+    item: &HashMap<String, AttributeValue>,
+) -> StoredWindow {
+    let used = item
+        .get(WINDOW_USED)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    StoredWindow {
+        key: key.clone(),
+        used,
+    }
 }
 
 /// The attribute holding the last sequence applied for `instance` (names are sanitised to
@@ -104,5 +152,27 @@ mod tests {
         ]);
         assert_eq!(stored_day(day, &item).used("tiingo"), 7);
         assert_eq!(stored_day(day, &item).used.len(), 1);
+    }
+
+    #[test]
+    fn window_items_have_their_own_keys_and_outlive_their_window() {
+        let day = UtcDay::from_ymd(2026, 12, 1).expect("valid");
+        let at = Timestamp(day.start().0 + 12 * 3_600_000 + 34 * 60_000 + 59_999);
+        let minute = Window::containing(quota_tracker::Period::Minute, at);
+        assert_eq!(
+            window_sort_key("finnhub", minute),
+            "WINDOW#finnhub#2026-12-01T12:34"
+        );
+        let month = Window::containing(quota_tracker::Period::Month, at);
+        let [_, ttl, _] = window_stamps(at, month);
+        let expires = Timestamp(
+            ttl.1
+                .as_n()
+                .expect("number")
+                .parse::<i64>()
+                .expect("integer")
+                * 1_000,
+        );
+        assert_eq!(expires.day(), UtcDay::from_ymd(2027, 1, 8).expect("valid"));
     }
 }

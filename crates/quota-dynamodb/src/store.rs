@@ -1,4 +1,5 @@
-//! The store: deltas added per day item, at most once per batch, with retries.
+//! The store: deltas added per day item and per window item, at most once per batch, with
+//! retries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,15 +8,19 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ReturnValue,
-    ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, KeySchemaElement, KeyType, ProvisionedThroughput,
+    ReturnValue, ScalarAttributeType, TableStatus,
 };
 use quota_tracker::{
-    Clock, DayDeltas, Store, StoreError, StoreErrorKind, StoredDay, SyncBatch, UtcDay,
+    Clock, DayDeltas, Store, StoreError, StoreErrorKind, StoredDay, StoredWindow, SyncBatch,
+    UtcDay, Window, WindowKey,
 };
 
 use crate::client::{DynamoConfig, connect};
-use crate::item::{TOTAL, UPDATED_AT, key, number, seq_attribute, stamps, stored_day};
+use crate::item::{
+    TOTAL, UPDATED_AT, WINDOW_USED, iso8601, key, number, seq_attribute, stamps, stored_day,
+    stored_window, window_key, window_stamps,
+};
 
 /// How often and how patiently to retry throttling and transient errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,13 +270,33 @@ impl DynamoStore {
 
     /// Reads `day`'s item with a consistent read.
     pub async fn load(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        let item = self.get(key(day)).await?;
+        Ok(item.map(|item| stored_day(day, &item)))
+    }
+
+    /// Reads the items of `windows` with consistent reads; windows with no item are left out.
+    pub async fn load_windows(
+        &self,
+        windows: &[WindowKey],
+    ) -> Result<Vec<StoredWindow>, StoreError> {
+        let mut stored = Vec::with_capacity(windows.len());
+        for window in windows {
+            if let Some(item) = self.get(window_key(&window.service, window.window)).await? {
+                stored.push(stored_window(window, &item));
+            }
+        }
+        Ok(stored)
+    }
+
+    /// One consistent `GetItem`, retried on transient errors.
+    async fn get(&self, key: [(String, AttributeValue); 2]) -> Result<Option<Item>, StoreError> {
         let mut seed = self.clock.now().0 as u64 | 1;
         let mut last = None;
         for attempt in 0..self.retry.attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
             }
-            let [pk, sk] = key(day);
+            let [pk, sk] = key.clone();
             let result = self
                 .client
                 .get_item()
@@ -282,7 +307,7 @@ impl DynamoStore {
                 .send()
                 .await;
             match result {
-                Ok(output) => return Ok(output.item().map(|item| stored_day(day, item))),
+                Ok(output) => return Ok(output.item().cloned()),
                 Err(error) => match classify(&error, &self.table) {
                     Failure::Transient { message, .. } => last = Some(message),
                     _ => return Err(self.error("load", &error)),
@@ -323,30 +348,44 @@ impl DynamoStore {
         self.apply_fixed(batch).await
     }
 
-    /// The fixed [`DynamoStore::apply`] (variants reuse it).
+    /// The fixed [`DynamoStore::apply`] (variants reuse it): each day's item, then each
+    /// window's, one conditional `UpdateItem` each.
     pub(crate) async fn apply_fixed(
         &self,
         batch: &SyncBatch,
     ) -> Result<Option<StoredDay>, StoreError> {
         let mut fresh = None;
-        // Once any day of the batch may have landed, a later failure leaves the whole batch
+        // Once any item of the batch may have landed, a later failure leaves the whole batch
         // in doubt (so it is retried with the same sequence, never re-sent as a new batch).
+        // Whatever that failure (refused, unreachable, rejected): restoring the batch as new
+        // deltas would add the landed items twice.
         let mut any_landed = false;
+        let in_doubt = |mut error: StoreError, any_landed: bool| {
+            if any_landed {
+                error.kind = StoreErrorKind::OutcomeUnknown;
+            }
+            error
+        };
         for day in &batch.days {
             match self.apply_day(batch, day).await {
                 Ok(stored) => {
                     any_landed = true;
-                    fresh = stored;
+                    fresh = stored.or(fresh);
                 }
-                Err(mut error) => {
-                    if any_landed && error.kind == StoreErrorKind::Unavailable {
-                        error.kind = StoreErrorKind::OutcomeUnknown;
-                    }
-                    return Err(error);
-                }
+                Err(error) => return Err(in_doubt(error, any_landed)),
             }
         }
-        Ok(fresh)
+        let mut windows = Vec::with_capacity(batch.windows.len());
+        for (service, window, delta) in batch.named_windows() {
+            match self.apply_window(batch, service, window, delta).await {
+                Ok(stored) => {
+                    any_landed = true;
+                    windows.extend(stored);
+                }
+                Err(error) => return Err(in_doubt(error, any_landed)),
+            }
+        }
+        Ok(fresh.map(|day: StoredDay| day.with_windows(windows)))
     }
 
     /// The condition that makes a retried batch a no-op (absent in `retry-double-apply`).
@@ -368,7 +407,8 @@ impl DynamoStore {
         let mut values = HashMap::new();
         let (mut adds, mut sets) = (Vec::new(), Vec::new());
         for (i, (service, delta)) in batch.config.services().iter().zip(&day.deltas).enumerate() {
-            if *delta > 0 {
+            // Refunds of calls already synced are negative: ADD subtracts them.
+            if *delta != 0 {
                 names.insert(format!("#u{i}"), format!("{}_used", service.name()));
                 values.insert(format!(":d{i}"), number(delta));
                 adds.push(format!("#u{i} :d{i}"));
@@ -391,11 +431,97 @@ impl DynamoStore {
                 format!("#{a} = if_not_exists(#{a}, :{a})")
             });
         }
+        let expression = format!("ADD {} SET {}", adds.join(", "), sets.join(", "));
+        let update = Update {
+            expression,
+            names,
+            values,
+        };
+        let item = self.update(batch, key(day.day), update).await?;
+        Ok(item.map(|item| stored_day(day.day, &item)))
+    }
+
+    /// Adds `delta` to `service`'s item for `window`, under the batch's sequence condition.
+    async fn apply_window(
+        &self,
+        batch: &SyncBatch,
+        service: &str,
+        window: Window,
+        delta: i64,
+    ) -> Result<Option<StoredWindow>, StoreError> {
+        let now = self.clock.now();
+        let limit = batch
+            .config
+            .services()
+            .iter()
+            .find(|s| s.name() == service)
+            .map_or(0, |s| s.limit());
+        let mut names = HashMap::from([
+            ("#used".to_owned(), WINDOW_USED.to_owned()),
+            ("#limit".to_owned(), "limit".to_owned()),
+            ("#period".to_owned(), "period".to_owned()),
+            ("#start".to_owned(), "window_start".to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":d".to_owned(), number(delta)),
+            (":limit".to_owned(), number(limit)),
+            (
+                ":period".to_owned(),
+                AttributeValue::S(window.period().to_string()),
+            ),
+            (
+                ":start".to_owned(),
+                AttributeValue::S(iso8601(window.start())),
+            ),
+        ]);
+        let mut sets = vec![
+            "#limit = if_not_exists(#limit, :limit)".to_owned(),
+            "#period = if_not_exists(#period, :period)".to_owned(),
+            "#start = if_not_exists(#start, :start)".to_owned(),
+        ];
+        for (attribute, value) in window_stamps(now, window) {
+            let a = attribute;
+            names.insert(format!("#{a}"), a.to_owned());
+            values.insert(format!(":{a}"), value);
+            sets.push(if a == UPDATED_AT {
+                format!("#{a} = :{a}")
+            } else {
+                format!("#{a} = if_not_exists(#{a}, :{a})")
+            });
+        }
+        let update = Update {
+            expression: format!("ADD #used :d SET {}", sets.join(", ")),
+            names,
+            values,
+        };
+        let window_of = WindowKey {
+            service: service.to_owned(),
+            window,
+        };
+        let item = self
+            .update(batch, window_key(service, window), update)
+            .await?;
+        Ok(item.map(|item| stored_window(&window_of, &item)))
+    }
+
+    /// One conditional `UpdateItem` of `key` for `batch`, retried on throttling and
+    /// transient errors. `Ok(None)` when the item already holds this batch (a retry of a
+    /// write that landed); the item after the write otherwise.
+    async fn update(
+        &self,
+        batch: &SyncBatch,
+        key: [(String, AttributeValue); 2],
+        update: Update,
+    ) -> Result<Option<Item>, StoreError> {
+        let Update {
+            expression,
+            mut names,
+            mut values,
+        } = update;
         names.insert("#seq".to_owned(), seq_attribute(&batch.instance));
         values.insert(":seq".to_owned(), number(batch.seq));
-        sets.push("#seq = :seq".to_owned());
-        let expression = format!("ADD {} SET {}", adds.join(", "), sets.join(", "));
-
+        let expression = format!("{expression}, #seq = :seq");
+        let now = self.clock.now();
         let mut seed = (now.0 as u64) ^ batch.seq.rotate_left(17) | 1;
         let mut maybe_sent = false;
         let mut last = String::new();
@@ -403,7 +529,7 @@ impl DynamoStore {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
             }
-            let [pk, sk] = key(day.day);
+            let [pk, sk] = key.clone();
             let result = self
                 .client
                 .update_item()
@@ -418,12 +544,10 @@ impl DynamoStore {
                 .send()
                 .await;
             match result {
-                Ok(output) => {
-                    return Ok(output.attributes().map(|item| stored_day(day.day, item)));
-                }
+                Ok(output) => return Ok(Some(output.attributes().cloned().unwrap_or_default())),
                 Err(error) => match classify(&error, &self.table) {
                     Failure::Duplicate => {
-                        tracing::debug!(seq = batch.seq, day = %day.day, "batch already applied to this day");
+                        tracing::debug!(seq = batch.seq, "batch already applied to this item");
                         return Ok(None);
                     }
                     Failure::Transient {
@@ -451,6 +575,16 @@ impl DynamoStore {
             format!("gave up after {} attempts: {last}", self.retry.attempts),
         ))
     }
+}
+
+/// An item as the SDK returns it.
+type Item = HashMap<String, AttributeValue>;
+
+/// An update expression with its names and values, before the sequence condition's.
+struct Update {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
 }
 
 /// [`DynamoStore`] behind the blocking [`Store`] trait, with a runtime of its own.
@@ -507,6 +641,10 @@ impl BlockingDynamoStore {
 impl Store for BlockingDynamoStore {
     fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
         self.runtime.block_on(self.store.load(day))
+    }
+
+    fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
+        self.runtime.block_on(self.store.load_windows(windows))
     }
 
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {

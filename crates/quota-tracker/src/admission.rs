@@ -12,8 +12,10 @@ use crate::clock::Timestamp;
 use crate::config::ServiceId;
 use crate::day::UtcDay;
 use crate::error::QuotaError;
+use crate::pending::{self, Bucket};
 use crate::state::QuotaState;
 use crate::usage::Usage;
+use crate::window::Window;
 
 /// Calls admitted and recorded: hand it to a refund if the provider call was not made.
 ///
@@ -23,15 +25,17 @@ pub struct Reservation {
     service: ServiceId,
     count: u64,
     day: UtcDay,
+    window: Window,
 }
 
 impl Reservation {
-    /// A reservation of `count` calls to `service` on `day`.
-    pub(crate) fn new(service: ServiceId, count: u64, day: UtcDay) -> Self {
+    /// A reservation of `count` calls to `service` on `day`, in `window`.
+    pub(crate) fn new(service: ServiceId, count: u64, day: UtcDay, window: Window) -> Self {
         Self {
             service,
             count,
             day,
+            window,
         }
     }
 
@@ -48,6 +52,11 @@ impl Reservation {
     /// The UTC day they were counted on (a refund goes to that day's count).
     pub fn day(&self) -> UtcDay {
         self.day
+    }
+
+    /// The window they were counted in (a refund goes to that window's count).
+    pub fn window(&self) -> Window {
+        self.window
     }
 }
 
@@ -87,7 +96,7 @@ impl QuotaState {
         }
         let recorded = self.add(service, count, now)?;
         Ok(AdmitOutcome {
-            reservation: Some(Reservation::new(service, count, self.day)),
+            reservation: Some(Reservation::new(service, count, self.day, counter.window)),
             usage: recorded.usage,
             crossed_critical: recorded.crossed_critical,
         })
@@ -104,14 +113,16 @@ impl QuotaState {
         }
     }
 
-    /// Gives `reservation` back: its calls no longer count, on the day they were admitted.
-    /// On the current day `used`, pending and the day's total go down; for an earlier day a
-    /// negative delta is owed to that day's store item. Returns the service's usage after.
+    /// Gives `reservation` back: its calls no longer count, in the window and on the day
+    /// they were admitted. Whatever of that is still local goes down (the window's `used`,
+    /// today's count and total); the rest is a negative delta owed to that window's and
+    /// day's store items. Returns the service's usage after.
     pub fn refund(&mut self, reservation: Reservation) -> Result<Usage, QuotaError> {
         let Reservation {
             service,
             count,
             day,
+            window,
         } = reservation;
         let counters = self.counters.len();
         let Some(counter) = self.counters.get(service.0).copied() else {
@@ -120,48 +131,46 @@ impl QuotaState {
                 services: counters,
             });
         };
-        let signed = i64::try_from(count).ok();
-        if day == self.day {
-            let (Some(used), Some(pending), Some(total)) = (
-                counter.used.checked_sub(count),
-                signed.and_then(|c| counter.pending.checked_sub(c)),
-                self.total_today.checked_sub(count),
-            ) else {
-                return Err(self.no_reservation(service, count, day, counter.used));
-            };
-            let slot = &mut self.counters[service.0];
-            slot.used = used;
-            slot.pending = pending;
-            self.total_today = total;
-        } else if day < self.day
-            && let Some(delta) = signed
-        {
-            self.owe_earlier_day(service, day, delta);
-        } else {
-            return Err(self.no_reservation(service, count, day, 0));
-        }
-        self.usage(service)
-    }
-
-    /// Adds a refund of `count` calls to the deltas owed to the earlier `day`.
-    fn owe_earlier_day(&mut self, service: ServiceId, day: UtcDay, count: i64) {
-        let services = self.counters.len();
-        let index = match self.carried.iter().position(|c| c.day == day) {
-            Some(index) => index,
-            None => {
-                self.carried.push(crate::batch::DayDeltas {
-                    day,
-                    deltas: vec![0; services],
-                });
-                self.carried.sort_by_key(|c| c.day);
-                self.carried
-                    .iter()
-                    .position(|c| c.day == day)
-                    .unwrap_or_default()
-            }
+        let (same_window, same_day) = (window == counter.window, day == self.day);
+        let refused = || self.no_reservation(service, count, day, counter.used);
+        let Some(signed) = i64::try_from(count).ok().filter(|_| day <= self.day) else {
+            return Err(refused());
         };
-        let delta = &mut self.carried[index].deltas[service.0];
-        *delta = delta.saturating_sub(count);
+        let used = if same_window {
+            counter.used.checked_sub(count)
+        } else {
+            Some(counter.used)
+        };
+        let (today, total) = if same_day {
+            (
+                counter.today.checked_sub(count),
+                self.total_today.checked_sub(count),
+            )
+        } else {
+            (Some(counter.today), Some(self.total_today))
+        };
+        let (Some(used), Some(today), Some(total)) = (used, today, total) else {
+            return Err(refused());
+        };
+        if same_window && same_day {
+            let Some(pending) = counter.pending.checked_sub(signed) else {
+                return Err(refused());
+            };
+            self.counters[service.0].pending = pending;
+        } else {
+            let bucket = Bucket {
+                service: service.0,
+                day,
+                window,
+                delta: -signed,
+            };
+            pending::add(&mut self.carried, bucket);
+        }
+        let slot = &mut self.counters[service.0];
+        slot.used = used;
+        slot.today = today;
+        self.total_today = total;
+        self.usage(service)
     }
 
     #[cold]
@@ -343,7 +352,7 @@ mod tests {
         s.admit(api, 1, at(25)).expect("valid"); // the next day
         let usage = s.refund(reservation).expect("valid");
         assert_eq!(usage.used(), 1, "today's count is untouched");
-        let owed = s.take_pending();
+        let owed = s.take_pending().days;
         assert_eq!(owed.len(), 2);
         assert_eq!((owed[0].day, owed[0].deltas.clone()), (day(), vec![-4]));
         assert_eq!(

@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::QuotaConfig;
+use crate::config::{QuotaConfig, ServiceId};
 use crate::day::UtcDay;
+use crate::window::Window;
 
 /// Calls recorded on one UTC day and not yet in the store, per service.
 ///
@@ -36,6 +37,34 @@ impl DayDeltas {
     }
 }
 
+/// Calls recorded in one minute, hour or month window of one service and not yet in that
+/// window's store item (a day limit's window is the day item, so it has none of these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowDelta {
+    /// The service.
+    pub service: ServiceId,
+    /// The window the calls were recorded in.
+    pub window: Window,
+    /// Calls recorded minus calls refunded.
+    pub delta: i64,
+}
+
+/// Pending deltas summed for the store: per day item and per window item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// Per day, oldest first.
+    pub days: Vec<DayDeltas>,
+    /// Per minute, hour or month window, oldest first.
+    pub windows: Vec<WindowDelta>,
+}
+
+impl Pending {
+    /// Whether there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty() && self.windows.is_empty()
+    }
+}
+
 /// Deltas to add to the store, taken from pending under the cache lock.
 ///
 /// `(instance, seq)` identifies the batch: a store that remembers the last sequence applied
@@ -48,8 +77,10 @@ pub struct SyncBatch {
     pub seq: u64,
     /// The service names, so a store can map `deltas` to attributes.
     pub config: Arc<QuotaConfig>,
-    /// One entry per day with deltas, oldest first.
+    /// One entry per day with deltas, oldest first: the day items' `<service>_used`.
     pub days: Vec<DayDeltas>,
+    /// The same calls per minute, hour or month window, for those windows' items.
+    pub windows: Vec<WindowDelta>,
 }
 
 impl SyncBatch {
@@ -64,6 +95,22 @@ impl SyncBatch {
         })
     }
 
+    /// The batch's deltas, per day and per window.
+    pub fn pending(&self) -> Pending {
+        Pending {
+            days: self.days.clone(),
+            windows: self.windows.clone(),
+        }
+    }
+
+    /// The window deltas as `(service name, window, delta)`.
+    pub fn named_windows(&self) -> impl Iterator<Item = (&str, Window, i64)> + '_ {
+        self.windows.iter().filter_map(move |w| {
+            let service = self.config.services().get(w.service.index())?;
+            Some((service.name(), w.window, w.delta))
+        })
+    }
+
     /// All deltas of the batch, summed over days and services (refunds count negative).
     pub fn total(&self) -> i64 {
         self.days
@@ -72,19 +119,58 @@ impl SyncBatch {
     }
 }
 
-/// A day's counters as a store holds them, by service name.
+/// A window whose count a reload reads: a service and one of its windows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WindowKey {
+    /// The service's name.
+    pub service: String,
+    /// The window.
+    pub window: Window,
+}
+
+/// One window's count as a store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWindow {
+    /// Which service and window.
+    pub key: WindowKey,
+    /// Calls counted in the window by every instance.
+    pub used: u64,
+}
+
+/// A day's counters as a store holds them, by service name, with the windows read or
+/// written alongside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDay {
     /// The day of the item.
     pub day: UtcDay,
     /// `<service>_used` counters; services missing from the item count as 0.
     pub used: BTreeMap<String, u64>,
+    /// Window counts of minute, hour and month limits (windows with no item are absent).
+    pub windows: Vec<StoredWindow>,
 }
 
 impl StoredDay {
-    /// An item for `day` with the given counters.
+    /// An item for `day` with the given counters and no windows.
     pub fn new(day: UtcDay, used: BTreeMap<String, u64>) -> Self {
-        Self { day, used }
+        Self {
+            day,
+            used,
+            windows: Vec::new(),
+        }
+    }
+
+    /// The same item with these window counts.
+    pub fn with_windows(mut self, windows: Vec<StoredWindow>) -> Self {
+        self.windows = windows;
+        self
+    }
+
+    /// The stored count of `service` in `window`, if the store returned it.
+    pub fn window(&self, service: &str, window: Window) -> Option<u64> {
+        self.windows
+            .iter()
+            .find(|w| w.key.service == service && w.key.window == window)
+            .map(|w| w.used)
     }
 
     /// The stored counter of `service`, 0 when absent.

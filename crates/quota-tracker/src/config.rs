@@ -6,11 +6,10 @@ use std::str::FromStr;
 use crate::error::{ConfigError, QuotaError};
 use crate::usage::CRITICAL_PERCENT;
 
-/// The quota window a limit is quoted for.
-///
-/// A label only, as in the original service: nothing resets by window. The one reset is the
-/// UTC day, because each day is its own store item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The quota window a limit is quoted for: the count resets at each UTC calendar minute,
+/// hour, day or month (see [`crate::Window`]). The original service read it as a label and
+/// reset everything at midnight only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Period {
     /// Per minute.
     Minute,

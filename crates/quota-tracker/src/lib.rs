@@ -36,6 +36,7 @@ mod clock;
 mod config;
 mod day;
 mod error;
+mod pending;
 pub mod reduced;
 mod state;
 mod store;
@@ -43,13 +44,16 @@ pub mod sync;
 mod synced;
 mod tracker;
 mod usage;
+mod window;
 #[cfg(feature = "zoo")]
 pub mod zoo;
 
 pub use admission::{AdmitOutcome, Reservation};
 #[cfg(not(loom))]
 pub use background::{BackgroundSync, Totals as BackgroundTotals};
-pub use batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
+pub use batch::{
+    DayDeltas, Pending, StoredDay, StoredWindow, SyncBatch, SyncOutcome, WindowDelta, WindowKey,
+};
 pub use clock::{Clock, ManualClock, SystemClock, TickingClock, Timestamp};
 pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};
 pub use day::{ParseDayError, UtcDay};
@@ -61,3 +65,4 @@ pub use tracker::{
     Admission, NoSync, Recorded, ReloadOutcome, ReloadTicket, Tracker, TrackerOptions,
 };
 pub use usage::{CRITICAL_PERCENT, QuotaLevel, Usage, WARN_PERCENT};
+pub use window::Window;

@@ -4,21 +4,41 @@
 //! held (design invariant 7: functions that need the locked state take `&mut QuotaState`,
 //! so they cannot take the lock again). The same type is the sequential specification the
 //! concurrent tracker is checked against.
+//!
+//! Each service counts in its window ([`crate::Window`], invariant 9): a call at or after the
+//! window's end starts the next window from zero, and what the old one had pending is set
+//! aside ([`crate::pending`]) for the old window's and day's store items, as midnight does
+//! for the day.
 
 use std::sync::Arc;
 
-use crate::batch::{DayDeltas, StoredDay};
+use crate::batch::{DayDeltas, Pending, StoredDay, WindowDelta};
 use crate::clock::Timestamp;
-use crate::config::{QuotaConfig, ServiceId};
+use crate::config::{Period, QuotaConfig, ServiceId};
 use crate::day::UtcDay;
 use crate::error::QuotaError;
+use crate::pending::{self, Bucket};
 use crate::reduced::{REDUCED_PERCENT, StoreHealth};
 use crate::usage::{CRITICAL_PERCENT, Usage};
+use crate::window::Window;
 
-/// Per-service counters for the current day, with the service's limits next to them so that
-/// `record` touches nothing else.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Per-service counters for the current window and day, with the service's limits next to
+/// them so that `record` touches nothing else.
+// `repr(C)`, what `record` reads and writes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Counter {
+    /// A call at or after this (ms) closes the current bucket: the window's end or the
+    /// day's, whichever is first.
+    pub(crate) next_roll: i64,
+    /// Calls known in the current window: this instance's plus, after syncs and reloads,
+    /// other instances'.
+    pub(crate) used: u64,
+    /// This instance's calls in the current bucket not yet handed to a sync, minus its
+    /// refunds since: negative when calls already synced were given back.
+    pub(crate) pending: i64,
+    /// Calls known today (the day item's `<service>_used`); equal to `used` for a day limit.
+    pub(crate) today: u64,
     /// The service's limit.
     pub(crate) limit: u64,
     /// The smallest `used` at or above the critical threshold.
@@ -27,12 +47,10 @@ pub(crate) struct Counter {
     pub(crate) ceiling: u64,
     /// The ceiling in reduced-rate mode (25 % of the limit, never above `ceiling`).
     pub(crate) reduced_ceiling: u64,
-    /// Calls known today: this instance's plus, after syncs and reloads, other instances'.
-    pub(crate) used: u64,
-    /// This instance's calls not yet handed to a sync, minus its refunds since: negative
-    /// when calls already synced were given back.
-    pub(crate) pending: i64,
-    /// The critical threshold was reached today (so the next crossing does not force a sync).
+    /// The current window.
+    pub(crate) window: Window,
+    /// The critical threshold was reached in this window (so the next crossing does not
+    /// force a sync).
     pub(crate) critical_seen: bool,
 }
 
@@ -53,11 +71,11 @@ fn critical_at(limit: u64) -> u64 {
 pub struct RecordOutcome {
     /// The service's usage right after the call, read in the same critical section.
     pub usage: Usage,
-    /// This call took the service to 80 % for the first time today: sync now.
+    /// This call took the service to 80 % for the first time in its window: sync now.
     pub crossed_critical: bool,
 }
 
-/// The per-day quota state of one tracker instance.
+/// The quota state of one tracker instance.
 // `repr(C)` and this order: what `record` touches comes first, so that inside the tracker's
 // `#[repr(C)]` cache it sits right behind the lock word, on the lock's cache line. Under
 // contention every line the holder writes moves between cores once per handoff; with
@@ -67,8 +85,6 @@ pub struct RecordOutcome {
 #[repr(C)]
 pub struct QuotaState {
     pub(crate) counters: Box<[Counter]>,
-    /// Start of the next day, in milliseconds: a call at or after it rolls the day over.
-    pub(crate) day_end: i64,
     pub(crate) total_today: u64,
     /// When a call was last recorded; [`NEVER`] before the first (a plain timestamp, not an
     /// `Option`, so recording stores one word).
@@ -77,35 +93,46 @@ pub struct QuotaState {
     pub(crate) health: StoreHealth,
     config: Arc<QuotaConfig>,
     pub(crate) day: UtcDay,
-    /// Pending deltas of earlier days, still owed to those days' store items.
-    pub(crate) carried: Vec<DayDeltas>,
+    /// Pending deltas of closed buckets (earlier windows or days), still owed to those
+    /// windows' and days' store items.
+    pub(crate) carried: Vec<Bucket>,
 }
 
 /// `updated_at` before any call was recorded.
 const NEVER: Timestamp = Timestamp(i64::MIN);
 
 impl QuotaState {
-    /// An empty state for `day`.
+    /// An empty state for `day`, each service in its window at the day's start.
     pub fn new(config: Arc<QuotaConfig>, day: UtcDay) -> Self {
+        Self::starting(config, day.start())
+    }
+
+    /// An empty state at `now`: the day and each service's window containing it.
+    pub fn starting(config: Arc<QuotaConfig>, now: Timestamp) -> Self {
         let percent = config.admission_ceiling_percent();
         let counters = config
             .services()
             .iter()
             .map(|s| {
                 let ceiling = ceiling_at(s.limit(), percent);
+                let window = Window::containing(s.period(), now);
                 Counter {
+                    next_roll: window.bucket_end(now),
+                    used: 0,
+                    pending: 0,
+                    today: 0,
                     limit: s.limit(),
                     critical_at: critical_at(s.limit()),
                     ceiling,
                     reduced_ceiling: ceiling.min(ceiling_at(s.limit(), REDUCED_PERCENT)),
-                    ..Counter::default()
+                    window,
+                    critical_seen: false,
                 }
             })
             .collect();
         Self {
             config,
-            day,
-            day_end: day.next().start().0,
+            day: now.day(),
             counters,
             total_today: 0,
             carried: Vec::new(),
@@ -119,9 +146,14 @@ impl QuotaState {
         &self.config
     }
 
-    /// The UTC day the counters are for.
+    /// The UTC day the daily counters are for.
     pub fn day(&self) -> UtcDay {
         self.day
+    }
+
+    /// The current window of `service`.
+    pub fn window(&self, service: ServiceId) -> Option<Window> {
+        self.counters.get(service.0).map(|c| c.window)
     }
 
     /// When a call was last recorded.
@@ -129,38 +161,49 @@ impl QuotaState {
         (self.updated_at != NEVER).then_some(self.updated_at)
     }
 
-    /// Starts a new day if `day` is later than the current one: today's pending deltas are
-    /// kept for today's store item, and the counters start from zero. A clock that went
-    /// backwards keeps the current day. Returns whether the day changed.
-    pub fn roll_to(&mut self, day: UtcDay) -> bool {
-        if day <= self.day {
-            return false;
+    /// Moves every service to the window and day containing `now`: a closed bucket's
+    /// pending deltas are kept for its own window's and day's store items, a new window
+    /// counts from zero, a new day's daily counters too. A clock that went backwards keeps
+    /// the current windows and day. Returns whether anything rolled.
+    pub fn roll_to(&mut self, now: Timestamp) -> bool {
+        let new_day = now.day() > self.day;
+        let mut rolled = new_day;
+        for (service, counter) in self.counters.iter_mut().enumerate() {
+            if now.0 < counter.next_roll && !new_day {
+                continue;
+            }
+            rolled = true;
+            pending::add(
+                &mut self.carried,
+                Bucket {
+                    service,
+                    day: self.day,
+                    window: counter.window,
+                    delta: counter.pending,
+                },
+            );
+            counter.pending = 0;
+            if now >= counter.window.end() {
+                counter.window = Window::containing(counter.window.period(), now);
+                counter.used = 0;
+                counter.critical_seen = false;
+            }
+            if new_day {
+                counter.today = 0;
+            }
+            counter.next_roll = counter.window.bucket_end(now);
         }
-        let owed = DayDeltas {
-            day: self.day,
-            deltas: self.counters.iter().map(|c| c.pending).collect(),
-        };
-        if !owed.is_empty() {
-            self.carried.push(owed);
+        if new_day {
+            self.day = now.day();
+            self.total_today = 0;
         }
-        for counter in self.counters.iter_mut() {
-            *counter = Counter {
-                used: 0,
-                pending: 0,
-                critical_seen: false,
-                ..*counter
-            };
-        }
-        self.total_today = 0;
-        self.day = day;
-        self.day_end = day.next().start().0;
-        true
+        rolled
     }
 
     /// Adds `count` calls to `service` at `now`: the read-modify-write the whole project is
-    /// about. Validates everything first, so an error leaves the counters unchanged (a day
-    /// rollover caused by `now` may still happen: that is the passage of time, not a change
-    /// of what was recorded).
+    /// about. Validates everything first, so an error leaves the counters unchanged (a
+    /// window or day rollover caused by `now` may still happen: that is the passage of time,
+    /// not a change of what was recorded).
     // `always`: with plain `#[inline]` LLVM kept it out of line in the benchmark binary (seen
     // in `perf report`), a call and register spills inside the critical section.
     #[inline(always)]
@@ -174,10 +217,10 @@ impl QuotaState {
         self.add(service, count, now)
     }
 
-    /// Checks `service` and `count` and rolls the day over if `now` is past it: what every
-    /// change of the counters starts with.
-    // The hot path: the error and day-rollover paths live in cold functions, so this stays
-    // two comparisons.
+    /// Checks `service` and `count` and rolls the window (and day) over if `now` is past
+    /// the current bucket: what every change of the counters starts with.
+    // The hot path: the error and rollover paths live in cold functions, so this stays
+    // two comparisons and one load.
     #[inline(always)]
     pub(crate) fn prepare(
         &mut self,
@@ -188,8 +231,8 @@ impl QuotaState {
         if service.0 >= self.counters.len() || count == 0 {
             return Err(self.invalid(service));
         }
-        // Comparing with the day's end avoids a division per call.
-        if now.0 >= self.day_end {
+        // One comparison covers the window's end and the day's.
+        if now.0 >= self.counters[service.0].next_roll {
             self.roll_over(now);
         }
         Ok(())
@@ -207,9 +250,10 @@ impl QuotaState {
         let counter = self.counters[service.0];
         // Pending is signed (refunds), so a count must fit an i64 too.
         let signed = i64::try_from(count).ok();
-        let (Some(used), Some(pending), Some(total_today)) = (
+        let (Some(used), Some(pending), Some(today), Some(total_today)) = (
             counter.used.checked_add(count),
             signed.and_then(|c| counter.pending.checked_add(c)),
+            counter.today.checked_add(count),
             self.total_today.checked_add(count),
         ) else {
             return Err(self.overflow(service, count));
@@ -218,6 +262,7 @@ impl QuotaState {
         let slot = &mut self.counters[service.0];
         slot.used = used;
         slot.pending = pending;
+        slot.today = today;
         // Stored only when it changes: every store here is one more the lock's release
         // waits to drain.
         if crossed_critical {
@@ -244,7 +289,7 @@ impl QuotaState {
     #[cold]
     #[inline(never)]
     fn roll_over(&mut self, now: Timestamp) {
-        self.roll_to(now.day());
+        self.roll_to(now);
     }
 
     /// The error for a service id out of range or a count of zero.
@@ -269,7 +314,8 @@ impl QuotaState {
         }
     }
 
-    /// The usage of `service`.
+    /// The usage of `service` in its current window (as of the last roll; see
+    /// [`QuotaState::usage_at`]).
     pub fn usage(&self, service: ServiceId) -> Result<Usage, QuotaError> {
         let limit = self.config.get(service)?.limit();
         let counter = &self.counters[service.0];
@@ -281,15 +327,33 @@ impl QuotaState {
         ))
     }
 
+    /// The usage of `service` at `now`: rolls its window first, so a window that ended
+    /// reads as the new one's zero.
+    pub fn usage_at(&mut self, service: ServiceId, now: Timestamp) -> Result<Usage, QuotaError> {
+        if self
+            .counters
+            .get(service.0)
+            .is_some_and(|c| now.0 >= c.next_roll)
+        {
+            self.roll_over(now);
+        }
+        self.usage(service)
+    }
+
+    /// Calls of `service` known today (the day item's count; the window's for a day limit).
+    pub fn calls_today(&self, service: ServiceId) -> u64 {
+        self.counters.get(service.0).map_or(0, |c| c.today)
+    }
+
     /// What today's calls cost, in millionths of a currency unit: each service's count
-    /// times its configured price per call (saturating).
+    /// today times its configured price per call (saturating).
     pub fn estimated_daily_cost_micros(&self) -> u64 {
         self.config
             .services()
             .iter()
             .zip(self.counters.iter())
             .fold(0u64, |sum, (service, counter)| {
-                sum.saturating_add(counter.used.saturating_mul(service.cost_per_call_micros()))
+                sum.saturating_add(counter.today.saturating_mul(service.cost_per_call_micros()))
             })
     }
 
@@ -309,87 +373,138 @@ impl QuotaState {
         self.total_today
     }
 
-    /// Today's deltas not yet handed to a sync, per service (negative after refunds of
-    /// calls already synced).
+    /// The current bucket's deltas not yet handed to a sync, per service (negative after
+    /// refunds of calls already synced).
     pub fn pending(&self, service: ServiceId) -> i64 {
         self.counters.get(service.0).map_or(0, |c| c.pending)
     }
 
-    /// Whether any day has deltas waiting for a sync.
+    /// Whether any bucket has deltas waiting for a sync.
     pub fn has_pending(&self) -> bool {
-        !self.carried.is_empty() || self.counters.iter().any(|c| c.pending > 0)
+        !self.carried.is_empty() || self.counters.iter().any(|c| c.pending != 0)
     }
 
-    /// Every pending delta, oldest day first, leaving none pending.
-    pub fn take_pending(&mut self) -> Vec<DayDeltas> {
-        let days = self.pending_days();
+    /// Every pending bucket: the closed ones and each service's current one.
+    fn buckets(&self) -> Vec<Bucket> {
+        let mut buckets = self.carried.clone();
+        for (service, counter) in self.counters.iter().enumerate() {
+            pending::add(
+                &mut buckets,
+                Bucket {
+                    service,
+                    day: self.day,
+                    window: counter.window,
+                    delta: counter.pending,
+                },
+            );
+        }
+        buckets
+    }
+
+    /// Every pending delta, summed per day and per window, leaving none pending.
+    pub fn take_pending(&mut self) -> Pending {
+        let pending = self.unsynced();
         self.carried.clear();
         for counter in self.counters.iter_mut() {
             counter.pending = 0;
         }
-        days
+        pending
     }
 
-    /// Every pending delta, oldest day first, leaving the state as it is.
-    pub fn pending_days(&self) -> Vec<DayDeltas> {
-        let mut days = self.carried.clone();
-        let today = DayDeltas {
-            day: self.day,
-            deltas: self.counters.iter().map(|c| c.pending).collect(),
-        };
-        if !today.is_empty() {
-            days.push(today);
+    /// Every pending delta, summed per day and per window, leaving the state as it is.
+    pub fn unsynced(&self) -> Pending {
+        let buckets = self.buckets();
+        Pending {
+            days: pending::days_of(&buckets, self.counters.len()),
+            windows: pending::windows_of(&buckets),
         }
-        days
     }
 
-    /// Puts deltas of a failed write back into pending, merged with what was recorded since.
-    pub fn restore_pending(&mut self, days: &[DayDeltas]) {
-        for owed in days {
-            if owed.day == self.day {
-                for (counter, delta) in self.counters.iter_mut().zip(&owed.deltas) {
-                    // Cannot overflow: pending never exceeds used, which already counts these.
-                    counter.pending = counter.pending.saturating_add(*delta);
-                }
-            } else if let Some(carried) = self.carried.iter_mut().find(|c| c.day == owed.day) {
-                for (sum, delta) in carried.deltas.iter_mut().zip(&owed.deltas) {
-                    *sum = sum.saturating_add(*delta);
-                }
+    /// Every pending delta per day (the day items' view of [`QuotaState::unsynced`]).
+    pub fn pending_days(&self) -> Vec<DayDeltas> {
+        self.unsynced().days
+    }
+
+    /// Puts the deltas of a write that surely failed back into pending, merged with what
+    /// was recorded since: into the current bucket where they belong to it, set aside for
+    /// their own window and day otherwise.
+    pub fn restore_pending(&mut self, days: &[DayDeltas], windows: &[WindowDelta]) {
+        let periods: Vec<Period> = self.config.services().iter().map(|s| s.period()).collect();
+        for bucket in pending::buckets_of(days, windows, &periods) {
+            let counter = &mut self.counters[bucket.service];
+            if bucket.day == self.day && bucket.window == counter.window {
+                // Cannot overflow: pending never exceeds used, which already counts these.
+                counter.pending = counter.pending.saturating_add(bucket.delta);
             } else {
-                self.carried.push(owed.clone());
-                self.carried.sort_by_key(|c| c.day);
+                pending::add(&mut self.carried, bucket);
             }
         }
+    }
+
+    /// This instance's deltas not yet in the store for `service`: in its current window and
+    /// today, from the pending buckets and from `in_doubt` (a batch whose write may not have
+    /// landed).
+    fn own_unsynced(&self, service: usize, in_doubt: &Pending) -> (i64, i64) {
+        let counter = &self.counters[service];
+        let (mut window, mut today) = (counter.pending, counter.pending);
+        for bucket in self.carried.iter().filter(|b| b.service == service) {
+            if bucket.window == counter.window {
+                window = window.saturating_add(bucket.delta);
+            }
+            if bucket.day == self.day {
+                today = today.saturating_add(bucket.delta);
+            }
+        }
+        for w in &in_doubt.windows {
+            if w.service.0 == service && w.window == counter.window {
+                window = window.saturating_add(w.delta);
+            }
+        }
+        if let Some(day) = in_doubt.days.iter().find(|d| d.day == self.day) {
+            let delta = day.deltas.get(service).copied().unwrap_or(0);
+            today = today.saturating_add(delta);
+            if counter.window.period() == Period::Day {
+                window = window.saturating_add(delta);
+            }
+        }
+        (window, today)
     }
 
     /// Merges counters read from the store with what this instance knows (invariant 6).
     ///
     /// The store holds every delta already synced (this instance's and others'); pending and
-    /// `unsynced` (a batch whose write is in doubt) are this instance's calls it may not hold
-    /// yet. A service's `used` becomes `stored + pending + unsynced`, and never goes down: a
-    /// store behind what this instance already knows is not trusted to erase calls. Counters
-    /// of another day are ignored. Returns whether the item was for the current day.
-    pub fn merge_stored(&mut self, stored: &StoredDay, unsynced: &[DayDeltas]) -> bool {
-        if stored.day != self.day {
-            return false;
-        }
-        let in_doubt = unsynced.iter().find(|d| d.day == self.day);
-        for (i, service) in self.config.services().iter().enumerate() {
-            let doubt = in_doubt.and_then(|d| d.deltas.get(i)).copied().unwrap_or(0);
+    /// `in_doubt` (a batch whose write may not have landed) are this instance's calls it may
+    /// not hold yet. A window's `used` becomes `stored + own unsynced` (from the window's
+    /// item, or the day item for a day limit) and a service's calls today likewise from the
+    /// day item; neither ever goes down: a store behind what this instance already knows is
+    /// not trusted to erase calls. Counters of another day and windows other than the
+    /// current ones are ignored. Returns whether the item was for the current day.
+    pub fn merge_stored(&mut self, stored: &StoredDay, in_doubt: &Pending) -> bool {
+        let same_day = stored.day == self.day;
+        for i in 0..self.counters.len() {
+            let name = self.config.services()[i].name().to_owned();
+            let (own_window, own_today) = self.own_unsynced(i, in_doubt);
             let counter = &mut self.counters[i];
-            // Signed: pending and the batch in doubt may hold refunds.
-            let merged = i128::from(stored.used(service.name()))
-                + i128::from(counter.pending)
-                + i128::from(doubt);
-            let merged = u64::try_from(merged.max(0)).unwrap_or(u64::MAX);
-            counter.used = counter.used.max(merged);
-            counter.critical_seen |= counter.used >= counter.critical_at;
+            let stored_window = match counter.window.period() {
+                Period::Day => same_day.then(|| stored.used(&name)),
+                _ => stored.window(&name, counter.window),
+            };
+            if same_day {
+                let merged = add_signed(stored.used(&name), own_today);
+                counter.today = counter.today.max(merged);
+            }
+            if let Some(stored_window) = stored_window {
+                counter.used = counter.used.max(add_signed(stored_window, own_window));
+                counter.critical_seen |= counter.used >= counter.critical_at;
+            }
         }
-        self.total_today = self
-            .counters
-            .iter()
-            .fold(0u64, |sum, c| sum.saturating_add(c.used));
-        true
+        if same_day {
+            self.total_today = self
+                .counters
+                .iter()
+                .fold(0u64, |sum, c| sum.saturating_add(c.today));
+        }
+        same_day
     }
 
     fn out_of_range(&self, service: ServiceId) -> QuotaError {
@@ -423,6 +538,12 @@ impl QuotaState {
     pub(crate) fn set_total(&mut self, total: u64) {
         self.total_today = total;
     }
+}
+
+/// `stored + delta`, clamped to the counter's range (a delta may be negative: refunds).
+fn add_signed(stored: u64, delta: i64) -> u64 {
+    let sum = i128::from(stored) + i128::from(delta);
+    u64::try_from(sum.max(0)).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -521,6 +642,7 @@ mod tests {
     #[test]
     fn total_overflow_is_refused_even_when_the_service_fits() {
         let (mut s, tiingo, finnhub) = state();
+        s.roll_to(at(1));
         // A count and what is pending are at most i64::MAX; two synced halves fill the total.
         for _ in 0..2 {
             s.record(tiingo, i64::MAX as u64, at(1)).expect("fits");
@@ -534,16 +656,18 @@ mod tests {
     }
 
     #[test]
-    fn a_new_day_starts_from_zero_and_owes_yesterday_its_deltas() {
+    fn a_new_day_starts_the_daily_counts_from_zero_and_owes_yesterday_its_deltas() {
         let (mut s, tiingo, finnhub) = state();
         s.record(tiingo, 4, at(23)).expect("ok");
         s.record(finnhub, 1, at(25)).expect("ok"); // 01:00 the next day
         assert_eq!(s.day(), day().next());
-        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(0));
+        // tiingo's limit is per month: its window goes on; today's count starts again.
+        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(4));
+        assert_eq!(s.calls_today(tiingo), 0);
         assert_eq!(s.total_api_calls_today(), 1);
         let owed = s.take_pending();
         assert_eq!(
-            owed,
+            owed.days,
             vec![
                 DayDeltas {
                     day: day(),
@@ -555,10 +679,54 @@ mod tests {
                 },
             ]
         );
+        let windows: Vec<_> = owed
+            .windows
+            .iter()
+            .map(|w| (w.service, w.window.to_string(), w.delta))
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                (tiingo, "2026-11".to_owned(), 4),
+                (finnhub, "2026-11-30T01:00".to_owned(), 1)
+            ]
+        );
         assert!(!s.has_pending());
         // A clock that goes back does not reopen yesterday.
         s.record(tiingo, 1, at(2)).expect("ok");
         assert_eq!(s.day(), day().next());
+    }
+
+    #[test]
+    fn a_new_window_starts_from_zero_and_its_deltas_land_in_their_own_window() {
+        let (mut s, _, finnhub) = state();
+        let last_ms = Timestamp(at(12).0 + 34 * 60_000 + 59_999); // 12:34:59.999
+        let next_ms = Timestamp(last_ms.0 + 1); // 12:35:00.000
+        s.record(finnhub, 40, last_ms).expect("ok");
+        let out = s.record(finnhub, 1, next_ms).expect("ok");
+        assert_eq!(out.usage.used(), 1, "a new minute counts from zero");
+        assert!(!out.crossed_critical);
+        assert_eq!(s.calls_today(finnhub), 41, "the day still counts both");
+        let owed = s.take_pending();
+        let windows: Vec<_> = owed
+            .windows
+            .iter()
+            .map(|w| (w.window.to_string(), w.delta))
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                ("2026-11-29T12:34".to_owned(), 40),
+                ("2026-11-29T12:35".to_owned(), 1)
+            ]
+        );
+        assert_eq!(owed.days[0].deltas, vec![0, 41, 0]);
+        // Reading after the window ended shows the next one's zero.
+        assert_eq!(
+            s.usage_at(finnhub, Timestamp(next_ms.0 + 60_000))
+                .map(|u| u.used()),
+            Ok(0)
+        );
     }
 
     #[test]
@@ -567,35 +735,100 @@ mod tests {
         s.record(tiingo, 4, at(1)).expect("ok");
         let taken = s.take_pending();
         s.record(tiingo, 2, at(1)).expect("ok");
-        s.restore_pending(&taken);
+        s.restore_pending(&taken.days, &taken.windows);
         assert_eq!(s.pending(tiingo), 6);
         assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(6));
     }
 
     #[test]
+    fn restored_deltas_of_a_closed_window_stay_in_that_window() {
+        let (mut s, _, finnhub) = state();
+        s.record(finnhub, 3, at(1)).expect("ok");
+        let taken = s.take_pending();
+        s.record(finnhub, 2, Timestamp(at(1).0 + 60_000))
+            .expect("ok"); // the next minute
+        s.restore_pending(&taken.days, &taken.windows);
+        assert_eq!(s.pending(finnhub), 2, "the current minute's only");
+        let owed = s.take_pending();
+        let windows: Vec<_> = owed
+            .windows
+            .iter()
+            .map(|w| (w.window.to_string(), w.delta))
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                ("2026-11-29T01:00".to_owned(), 3),
+                ("2026-11-29T01:01".to_owned(), 2)
+            ]
+        );
+        assert_eq!(owed.days[0].deltas, vec![0, 5, 0]);
+    }
+
+    #[test]
     fn merge_adds_pending_and_doubtful_deltas_and_never_goes_down() {
         let (mut s, tiingo, finnhub) = state();
+        let sendgrid = s.config().service("sendgrid").expect("configured");
         s.record(tiingo, 2, at(1)).expect("ok");
+        s.roll_to(at(1)); // as a reload does: the windows read are the current ones
+        let month = s.window(tiingo).expect("window");
+        let minute = s.window(finnhub).expect("window");
+        let window = |service: &str, window, used| crate::batch::StoredWindow {
+            key: crate::batch::WindowKey {
+                service: service.to_owned(),
+                window,
+            },
+            used,
+        };
         let stored = StoredDay::new(
             day(),
-            [("tiingo".to_owned(), 10), ("finnhub".to_owned(), 50)].into(),
-        );
-        let doubt = [DayDeltas {
-            day: day(),
-            deltas: vec![1, 0, 0],
-        }];
+            [
+                ("tiingo".to_owned(), 10),
+                ("finnhub".to_owned(), 50),
+                ("sendgrid".to_owned(), 30),
+            ]
+            .into(),
+        )
+        .with_windows(vec![
+            window("tiingo", month, 40),
+            window("finnhub", minute, 50),
+        ]);
+        let doubt = Pending {
+            days: vec![DayDeltas {
+                day: day(),
+                deltas: vec![1, 0, 0],
+            }],
+            windows: vec![WindowDelta {
+                service: tiingo,
+                window: month,
+                delta: 1,
+            }],
+        };
         assert!(s.merge_stored(&stored, &doubt));
-        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(13));
+        assert_eq!(
+            s.usage(tiingo).map(|u| u.used()),
+            Ok(43),
+            "window: 40 + 2 + 1"
+        );
+        assert_eq!(s.calls_today(tiingo), 13, "day item: 10 + 2 + 1");
         assert_eq!(s.usage(finnhub).map(|u| u.used()), Ok(50));
+        assert_eq!(
+            s.usage(sendgrid).map(|u| u.used()),
+            Ok(30),
+            "a day limit reads the day item"
+        );
         assert_eq!(s.pending(tiingo), 2, "pending survives a reload");
-        assert_eq!(s.total_api_calls_today(), 63);
+        assert_eq!(s.total_api_calls_today(), 93);
         // finnhub reached critical through the store: no forced sync on the next call.
         assert!(!s.record(finnhub, 1, at(1)).expect("ok").crossed_critical);
         // A store that is behind does not erase calls.
         let behind = StoredDay::new(day(), Default::default());
-        s.merge_stored(&behind, &[]);
-        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(13));
-        // Another day's item is ignored.
-        assert!(!s.merge_stored(&StoredDay::new(day().next(), Default::default()), &[]));
+        s.merge_stored(&behind, &Pending::default());
+        assert_eq!(s.usage(tiingo).map(|u| u.used()), Ok(43));
+        // Another day's item, or another window's count, is ignored.
+        let old_minute = window("finnhub", Window::containing(Period::Minute, at(0)), 59);
+        let other = StoredDay::new(day().next(), Default::default()).with_windows(vec![old_minute]);
+        assert!(!s.merge_stored(&other, &Pending::default()));
+        assert_eq!(s.usage(finnhub).map(|u| u.used()), Ok(51));
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::batch::{StoredDay, SyncBatch, SyncOutcome};
+use crate::batch::{StoredDay, StoredWindow, SyncBatch, SyncOutcome, WindowKey};
 use crate::day::UtcDay;
 use crate::sync::{Backend, DefaultBackend, Lock, assert_cache_lock_not_held};
 
@@ -50,22 +50,30 @@ impl StoreError {
     }
 }
 
-/// A blocking store of per-day counters, shared by tracker instances.
+/// A blocking store of per-day and per-window counters, shared by tracker instances.
 ///
 /// Implementations add deltas (never overwrite counters: invariant 5), and should apply a
-/// batch at most once per `(instance, seq)` so that retrying a write in doubt is safe.
+/// batch at most once per `(instance, seq)` so that retrying a write in doubt is safe. A
+/// batch writes several items (each day's, each window's): if one may have landed and a
+/// later one failed, the whole batch is in doubt ([`StoreErrorKind::OutcomeUnknown`]).
 pub trait Store: Send + Sync {
     /// The counters of `day`, or `None` when no item exists yet.
     fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError>;
 
+    /// The counts of these windows; a window with no item yet is left out.
+    fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError>;
+
     /// Adds the batch's deltas. Returns the counters of the batch's latest day after the
-    /// write, when the store can tell them without another read.
+    /// write, with the windows it wrote, when the store can tell them without another read.
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError>;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
     fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
         (**self).load_day(day)
+    }
+    fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
+        (**self).load_windows(windows)
     }
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         (**self).apply_batch(batch)
@@ -87,6 +95,7 @@ pub struct Faults {
 struct MemoryData {
     days: BTreeMap<UtcDay, BTreeMap<String, u64>>,
     totals: BTreeMap<UtcDay, u64>,
+    windows: HashMap<WindowKey, u64>,
     /// Highest batch sequence applied per instance: a retry at or below it is a duplicate.
     applied: HashMap<Arc<str>, u64>,
     faults: Faults,
@@ -131,6 +140,15 @@ impl<B: Backend> MemoryStore<B> {
         self.data.lock().days.get(&day).cloned().unwrap_or_default()
     }
 
+    /// The stored count of `service` in `window` (0 when there is no item).
+    pub fn window(&self, service: &str, window: crate::window::Window) -> u64 {
+        let key = WindowKey {
+            service: service.to_owned(),
+            window,
+        };
+        self.data.lock().windows.get(&key).copied().unwrap_or(0)
+    }
+
     /// The stored `total_api_calls_today` of `day`.
     pub fn total(&self, day: UtcDay) -> u64 {
         self.data.lock().totals.get(&day).copied().unwrap_or(0)
@@ -169,6 +187,30 @@ impl<B: Backend> Store for MemoryStore<B> {
             .days
             .get(&day)
             .map(|used| StoredDay::new(day, used.clone())))
+    }
+
+    fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
+        assert_cache_lock_not_held::<B>("MemoryStore::load_windows");
+        let mut data = self.data.lock();
+        data.reads += 1;
+        if data.faults.fail_reads > 0 {
+            data.faults.fail_reads -= 1;
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "load",
+                "injected read failure",
+            ));
+        }
+        Ok(windows
+            .iter()
+            .filter_map(|key| {
+                let used = *data.windows.get(key)?;
+                Some(StoredWindow {
+                    key: key.clone(),
+                    used,
+                })
+            })
+            .collect())
     }
 
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
@@ -225,6 +267,14 @@ impl<B: Backend> MemoryStore<B> {
                 let total = data.totals.entry(day).or_default();
                 *total = total.saturating_add_signed(delta);
             }
+            for (service, window, delta) in batch.named_windows() {
+                let key = WindowKey {
+                    service: service.to_owned(),
+                    window,
+                };
+                let counter = data.windows.entry(key).or_default();
+                *counter = counter.saturating_add_signed(delta);
+            }
             data.applied.insert(Arc::clone(&batch.instance), batch.seq);
             data.writes += 1;
         }
@@ -236,12 +286,29 @@ impl<B: Backend> MemoryStore<B> {
                 "injected lost acknowledgement (the write landed)",
             ));
         }
+        let windows = written_windows(&data, batch);
         let fresh = batch.days.last().map(|latest| {
             StoredDay::new(
                 latest.day,
                 data.days.get(&latest.day).cloned().unwrap_or_default(),
             )
+            .with_windows(windows)
         });
         Ok(fresh)
     }
+}
+
+/// The counts, after a write, of the windows `batch` wrote.
+fn written_windows(data: &MemoryData, batch: &SyncBatch) -> Vec<StoredWindow> {
+    batch
+        .named_windows()
+        .map(|(service, window, _)| {
+            let key = WindowKey {
+                service: service.to_owned(),
+                window,
+            };
+            let used = data.windows.get(&key).copied().unwrap_or(0);
+            StoredWindow { key, used }
+        })
+        .collect()
 }

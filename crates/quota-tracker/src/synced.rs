@@ -1,12 +1,12 @@
 //! A tracker wired to a blocking store: records, and syncs when due, outside the lock.
 
 use crate::admission::Reservation;
-use crate::batch::{SyncBatch, SyncOutcome};
+use crate::batch::{StoredDay, SyncBatch, SyncOutcome};
 use crate::config::ServiceId;
 use crate::error::QuotaError;
 use crate::store::{Store, StoreError};
 use crate::sync::{Backend, DefaultBackend};
-use crate::tracker::{Admission, NoSync, Recorded, ReloadOutcome, Tracker};
+use crate::tracker::{Admission, NoSync, Recorded, ReloadOutcome, ReloadTicket, Tracker};
 use crate::usage::Usage;
 
 /// What a call to [`SyncedTracker::sync`] did.
@@ -119,12 +119,13 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         }
     }
 
-    /// Re-reads today's item and merges it with pending deltas.
+    /// Re-reads today's item and the current windows' items, and merges them with pending
+    /// deltas.
     pub fn reload(&self) -> ReloadReport {
         let Ok(ticket) = self.tracker.begin_reload() else {
             return ReloadReport::InFlight;
         };
-        match self.store.load_day(ticket.day()) {
+        match load(&self.store, &ticket) {
             Ok(stored) => {
                 self.tracker
                     .finish_reload(ticket, ReloadOutcome::Loaded(stored));
@@ -136,6 +137,21 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
             }
         }
     }
+}
+
+/// Reads what a reload needs: the day item, and the windows' items when there are any
+/// (one store read for a day-only configuration).
+pub(crate) fn load<S: Store>(
+    store: &S,
+    ticket: &ReloadTicket,
+) -> Result<Option<StoredDay>, StoreError> {
+    let day = store.load_day(ticket.day())?;
+    if ticket.windows().is_empty() {
+        return Ok(day);
+    }
+    let windows = store.load_windows(ticket.windows())?;
+    let day = day.unwrap_or_else(|| StoredDay::new(ticket.day(), Default::default()));
+    Ok(Some(day.with_windows(windows)))
 }
 
 /// A batch being written. If the store call unwinds, the batch is reported in doubt rather

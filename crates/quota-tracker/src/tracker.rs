@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::admission::Reservation;
-use crate::batch::{DayDeltas, StoredDay, SyncBatch, SyncOutcome};
+use crate::batch::{DayDeltas, Pending, StoredDay, SyncBatch, SyncOutcome, WindowDelta, WindowKey};
 use crate::clock::{Clock, Timestamp};
 use crate::config::{QuotaConfig, ServiceId};
 use crate::day::UtcDay;
@@ -90,12 +90,18 @@ pub enum NoSync {
 #[must_use = "a started reload must be finished, or no sync or reload can start again"]
 pub struct ReloadTicket {
     day: UtcDay,
+    windows: Vec<WindowKey>,
 }
 
 impl ReloadTicket {
     /// The day whose store item to read.
     pub fn day(&self) -> UtcDay {
         self.day
+    }
+
+    /// The current windows of the minute, hour and month limits, whose items to read too.
+    pub fn windows(&self) -> &[WindowKey] {
+        &self.windows
     }
 }
 
@@ -134,7 +140,7 @@ impl SyncBook {
         &mut self,
         instance: &Arc<str>,
         config: &Arc<QuotaConfig>,
-        days: Vec<DayDeltas>,
+        pending: Pending,
     ) -> SyncBatch {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -142,7 +148,8 @@ impl SyncBook {
             instance: Arc::clone(instance),
             seq,
             config: Arc::clone(config),
-            days,
+            days: pending.days,
+            windows: pending.windows,
         }
     }
 }
@@ -190,7 +197,7 @@ impl<B: Backend> Tracker<B> {
         let config = Arc::new(config);
         let now = clock.now();
         let cache = Cache {
-            state: QuotaState::new(Arc::clone(&config), now.day()),
+            state: QuotaState::starting(Arc::clone(&config), now),
             book: SyncBook {
                 busy: Busy::Idle,
                 next_seq: 1,
@@ -318,9 +325,11 @@ impl<B: Backend> Tracker<B> {
         self.record_call(self.config.service(service)?, count)
     }
 
-    /// The usage of `service`, read in one critical section.
+    /// The usage of `service` in its current window, read in one critical section (a
+    /// window that ended reads as the next one's).
     pub fn usage(&self, service: ServiceId) -> Result<Usage, QuotaError> {
-        self.cache.lock().state.usage(service)
+        let now = self.clock.now();
+        self.cache.lock().state.usage_at(service, now)
     }
 
     /// Whether another call to `service` may be made now (remaining > 0 and below the
@@ -332,24 +341,41 @@ impl<B: Backend> Tracker<B> {
 
     /// Calls recorded today over all services.
     pub fn total_api_calls_today(&self) -> u64 {
-        self.cache.lock().state.total_api_calls_today()
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        cache.state.roll_to(now);
+        cache.state.total_api_calls_today()
     }
 
-    /// A consistent copy of the whole state (one critical section).
+    /// A consistent copy of the whole state (one critical section), every window rolled to
+    /// now.
     pub fn state(&self) -> QuotaState {
-        self.cache.lock().state.clone()
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        cache.state.roll_to(now);
+        cache.state.clone()
     }
 
     /// Every delta this instance has recorded and not yet seen land in the store: pending
     /// deltas of every day plus a batch whose write is in doubt. A batch in flight is held
     /// by whoever is writing it, not counted here.
     pub fn unsynced(&self) -> Vec<DayDeltas> {
+        self.unsynced_all().days
+    }
+
+    /// [`Tracker::unsynced`] per minute, hour and month window.
+    pub fn unsynced_windows(&self) -> Vec<WindowDelta> {
+        self.unsynced_all().windows
+    }
+
+    fn unsynced_all(&self) -> Pending {
         let cache = self.cache.lock();
-        let mut days = cache.state.pending_days();
+        let mut pending = cache.state.unsynced();
         if let Some(batch) = &cache.book.in_doubt {
-            merge_days(&mut days, &batch.days);
+            merge_days(&mut pending.days, &batch.days);
+            merge_windows(&mut pending.windows, &batch.windows);
         }
-        days
+        pending
     }
 
     /// Whether a sync or reload is in flight.
@@ -371,12 +397,12 @@ impl<B: Backend> Tracker<B> {
         let batch = match book.in_doubt.clone() {
             Some(retry) => retry,
             None => {
-                let days = state.take_pending();
-                if days.is_empty() {
+                let pending = state.take_pending();
+                if pending.is_empty() {
                     book.forced = false;
                     return Err(NoSync::NothingPending);
                 }
-                book.new_batch(&self.options.instance, &self.config, days)
+                book.new_batch(&self.options.instance, &self.config, pending)
             }
         };
         book.busy = Busy::Syncing { seq: batch.seq };
@@ -408,13 +434,15 @@ impl<B: Backend> Tracker<B> {
                 book.forced = false;
                 book.last_sync = now;
                 if let Some(fresh) = fresh {
-                    state.merge_stored(&fresh, &[]);
+                    // Current windows first: counts of windows that ended are not merged.
+                    state.roll_to(now);
+                    state.merge_stored(&fresh, &Pending::default());
                     book.last_load_attempt = Some(now);
                 }
             }
             SyncOutcome::Failed => {
                 book.in_doubt = None;
-                state.restore_pending(&batch.days);
+                state.restore_pending(&batch.days, &batch.windows);
             }
             SyncOutcome::Unknown => book.in_doubt = Some(batch),
         }
@@ -433,8 +461,22 @@ impl<B: Backend> Tracker<B> {
         }
         cache.book.busy = Busy::Reloading;
         cache.book.last_load_attempt = Some(now);
+        cache.state.roll_to(now);
+        let state = &cache.state;
+        let windows = self
+            .config
+            .ids()
+            .filter_map(|id| {
+                let window = state.window(id)?;
+                (window.period() != crate::config::Period::Day).then(|| WindowKey {
+                    service: self.config.services()[id.index()].name().to_owned(),
+                    window,
+                })
+            })
+            .collect();
         Ok(ReloadTicket {
-            day: cache.state.day(),
+            day: state.day(),
+            windows,
         })
     }
 
@@ -452,9 +494,12 @@ impl<B: Backend> Tracker<B> {
         let changed = state.note_store_outcome(matches!(outcome, ReloadOutcome::Loaded(_)));
         match outcome {
             ReloadOutcome::Loaded(stored) => {
-                let in_doubt = book.in_doubt.as_ref().map_or(&[][..], |b| &b.days[..]);
+                let in_doubt = book
+                    .in_doubt
+                    .as_ref()
+                    .map_or_else(Pending::default, SyncBatch::pending);
                 if let Some(stored) = stored.filter(|s| s.day == ticket.day) {
-                    state.merge_stored(&stored, in_doubt);
+                    state.merge_stored(&stored, &in_doubt);
                 }
             }
             ReloadOutcome::Failed => {}
@@ -516,6 +561,20 @@ fn warn_mode(reduced: bool) {
     } else {
         tracing::info!("store answered 5 times in a row: admitting up to the ceiling again");
     }
+}
+
+/// Adds `more` into `windows`, window by window, keeping them in order.
+fn merge_windows(windows: &mut Vec<WindowDelta>, more: &[WindowDelta]) {
+    for extra in more {
+        match windows
+            .iter_mut()
+            .find(|w| w.service == extra.service && w.window == extra.window)
+        {
+            Some(w) => w.delta = w.delta.saturating_add(extra.delta),
+            None => windows.push(extra.clone()),
+        }
+    }
+    windows.sort_by_key(|w| (w.window.start(), w.service));
 }
 
 /// Adds `more` into `days`, day by day, keeping days in order.

@@ -313,9 +313,13 @@ impl<B: Backend> Tracker<B> {
         call();
         let recorded = self.record_call(service, count)?;
         step(format_args!("record_call: used={}", recorded.usage.used()));
-        let day = self.with_state(|s| s.day());
+        let (day, window) = self.with_state(|s| (s.day(), s.window(service)));
+        let window = window.ok_or(QuotaError::ServiceIdOutOfRange {
+            index: service.index(),
+            services: self.config().len(),
+        })?;
         Ok(Admission {
-            reservation: Some(Reservation::new(service, count, day)),
+            reservation: Some(Reservation::new(service, count, day, window)),
             usage: recorded.usage,
             crossed_critical: recorded.crossed_critical,
             sync_due: false,
@@ -418,18 +422,26 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         if missed {
             // The original's miss path: increment the store item, then load the cache from it.
             let (instance, config) = tracker.batch_parts();
+            let delta = i64::try_from(count).unwrap_or(i64::MAX);
             let mut deltas = vec![0i64; config.len()];
             if let Some(slot) = deltas.get_mut(service.index()) {
-                *slot = i64::try_from(count).unwrap_or(i64::MAX);
+                *slot = delta;
             }
-            let day = tracker.with_state(|s| s.day());
-            let batch = tracker.with_cache(|cache| {
-                cache.book.new_batch(
-                    instance,
-                    config,
-                    vec![crate::batch::DayDeltas { day, deltas }],
-                )
-            });
+            let (day, window) = tracker.with_state(|s| (s.day(), s.window(service)));
+            let windows = window
+                .filter(|w| w.period() != crate::config::Period::Day)
+                .map(|window| crate::batch::WindowDelta {
+                    service,
+                    window,
+                    delta,
+                })
+                .into_iter()
+                .collect();
+            let pending = crate::batch::Pending {
+                days: vec![crate::batch::DayDeltas { day, deltas }],
+                windows,
+            };
+            let batch = tracker.with_cache(|cache| cache.book.new_batch(instance, config, pending));
             step(format_args!("miss: adds {count} to the store"));
             if self.store().apply_batch(&batch).is_ok() {
                 step(format_args!("miss: reloads the cache from the store"));
@@ -448,11 +460,11 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         let (instance, config) = tracker.batch_parts();
         match variant {
             Variant::IoUnderLock => tracker.with_cache(|cache| {
-                let days = cache.state.take_pending();
-                if days.is_empty() {
+                let pending = cache.state.take_pending();
+                if pending.is_empty() {
                     return SyncReport::NothingPending;
                 }
-                let batch = cache.book.new_batch(instance, config, days);
+                let batch = cache.book.new_batch(instance, config, pending);
                 step(format_args!(
                     "writes batch {} holding the cache lock",
                     batch.seq
@@ -463,17 +475,21 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
                         calls: batch.total(),
                     },
                     Err(error) => {
-                        cache.state.restore_pending(&batch.days);
+                        cache.state.restore_pending(&batch.days, &batch.windows);
                         SyncReport::Failed(error)
                     }
                 }
             }),
             Variant::StaleSnapshotSync => {
                 let batch = tracker.with_cache(|cache| {
-                    let days = cache.state.pending_days();
-                    let calls: i64 = days.iter().map(crate::batch::DayDeltas::total).sum();
+                    let pending = cache.state.unsynced();
+                    let calls: i64 = pending
+                        .days
+                        .iter()
+                        .map(crate::batch::DayDeltas::total)
+                        .sum();
                     step(format_args!("copies pending: {calls} calls"));
-                    (!days.is_empty()).then(|| cache.book.new_batch(instance, config, days))
+                    (!pending.is_empty()).then(|| cache.book.new_batch(instance, config, pending))
                 });
                 let Some(batch) = batch else {
                     return SyncReport::NothingPending;
@@ -483,7 +499,7 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
                         tracker.with_state(|s| {
                             let taken = s.take_pending();
                             let cleared: i64 =
-                                taken.iter().map(crate::batch::DayDeltas::total).sum();
+                                taken.days.iter().map(crate::batch::DayDeltas::total).sum();
                             step(format_args!(
                                 "wrote the copy; clears pending: {cleared} calls"
                             ));
@@ -527,7 +543,7 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         let Ok(ticket) = tracker.begin_reload() else {
             return ReloadReport::InFlight;
         };
-        match self.store().load_day(ticket.day()) {
+        match crate::synced::load(self.store(), &ticket) {
             Ok(stored) => {
                 tracker.finish_reload(ticket, ReloadOutcome::Loaded(stored));
                 ReloadReport::Loaded

@@ -33,6 +33,13 @@ impl Store for GatedStore {
         self.inner.load_day(day)
     }
 
+    fn load_windows(
+        &self,
+        windows: &[quota_tracker::WindowKey],
+    ) -> Result<Vec<quota_tracker::StoredWindow>, StoreError> {
+        self.inner.load_windows(windows)
+    }
+
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         if let Ok(entered) = self.entered.lock() {
             let _ = entered.send(());

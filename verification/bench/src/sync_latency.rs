@@ -22,6 +22,12 @@ impl Store for SlowStore {
     fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
         self.inner.load_day(day)
     }
+    fn load_windows(
+        &self,
+        windows: &[quota_tracker::WindowKey],
+    ) -> Result<Vec<quota_tracker::StoredWindow>, StoreError> {
+        self.inner.load_windows(windows)
+    }
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         std::thread::sleep(self.delay);
         self.inner.apply_batch(batch)

@@ -157,3 +157,92 @@ impl Intercept for CountCalls {
         Ok(())
     }
 }
+
+/// Makes writes to some items fail without being applied, while armed: an `UpdateItem` whose
+/// sort key starts with `prefix` is sent to a table that does not exist (so the server
+/// changes nothing), and its "no such table" answer is turned into throttling, which the
+/// store retries until it gives up. The shape of a batch whose first item landed and whose
+/// second surely did not.
+#[derive(Debug)]
+pub struct FailItems {
+    prefix: String,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    failed: Arc<AtomicU64>,
+}
+
+/// The table [`FailItems`] redirects writes to.
+const NO_SUCH_TABLE: &str = "quota-verify-no-such-table";
+
+impl FailItems {
+    /// Fails writes to items whose sort key starts with `prefix`; returns the interceptor,
+    /// its arming switch (armed at first) and the count of writes failed.
+    pub fn starting_with(
+        prefix: &str,
+    ) -> (Self, Arc<std::sync::atomic::AtomicBool>, Arc<AtomicU64>) {
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let failed = Arc::new(AtomicU64::new(0));
+        let faults = Self {
+            prefix: prefix.to_owned(),
+            armed: Arc::clone(&armed),
+            failed: Arc::clone(&failed),
+        };
+        (faults, armed, failed)
+    }
+}
+
+impl Intercept for FailItems {
+    fn name(&self) -> &'static str {
+        "fail-items"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !self.armed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(input) = context
+            .input_mut()
+            .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>(
+        ) else {
+            return Ok(());
+        };
+        let targeted = input
+            .key
+            .as_ref()
+            .and_then(|key| key.get("SK"))
+            .and_then(|sk| sk.as_s().ok())
+            .is_some_and(|sk| sk.starts_with(&self.prefix));
+        if targeted {
+            input.table_name = Some(NO_SUCH_TABLE.to_owned());
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let missing_table = context
+            .response()
+            .body()
+            .bytes()
+            .is_some_and(|b| String::from_utf8_lossy(b).contains("ResourceNotFoundException"));
+        if !missing_table || !self.armed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected: refused, not applied"}"#;
+        let mut response = HttpResponse::new(StatusCode::try_from(400)?, SdkBody::from(body));
+        response
+            .headers_mut()
+            .insert("content-type", "application/x-amz-json-1.0");
+        *context.response_mut() = response;
+        Ok(())
+    }
+}

@@ -69,8 +69,17 @@ fn calls_on_both_sides_of_midnight_land_in_their_own_days() {
         "the calls after midnight, in the new day's item"
     );
     assert_eq!(
-        instance.tracker().usage(tiingo).map(|u| u.used()),
-        Ok(2),
+        instance.tracker().state().calls_today(tiingo),
+        2,
         "today starts over"
     );
+    // tiingo's limit is per month: its window holds both days' calls, in its own item.
+    assert_eq!(instance.tracker().usage(tiingo).map(|u| u.used()), Ok(6));
+    let month = instance.tracker().state().window(tiingo).expect("window");
+    let key = quota_tracker::WindowKey {
+        service: "tiingo".to_owned(),
+        window: month,
+    };
+    let stored = store.load_windows(&[key]).expect("readable");
+    assert_eq!(stored.first().map(|w| w.used), Some(6), "{stored:?}");
 }

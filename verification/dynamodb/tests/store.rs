@@ -24,6 +24,7 @@ fn batch(instance: &str, seq: u64, deltas: Vec<i64>) -> SyncBatch {
         seq,
         config: Arc::new(QuotaConfig::default()),
         days: vec![DayDeltas { day: day(), deltas }],
+        windows: Vec::new(),
     }
 }
 

@@ -170,6 +170,14 @@ pub struct FailItems {
     failed: Arc<AtomicU64>,
 }
 
+/// Marks an attempt whose request [`FailItems`] redirected.
+#[derive(Debug, Clone, Copy)]
+struct Redirected;
+
+impl aws_smithy_types::config_bag::Storable for Redirected {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
 /// The table [`FailItems`] redirects writes to.
 const NO_SUCH_TABLE: &str = "quota-verify-no-such-table";
 
@@ -199,7 +207,7 @@ impl Intercept for FailItems {
         &self,
         context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if !self.armed.load(Ordering::SeqCst) {
             return Ok(());
@@ -219,6 +227,7 @@ impl Intercept for FailItems {
         if targeted {
             input.table_name = Some(NO_SUCH_TABLE.to_owned());
             self.failed.fetch_add(1, Ordering::SeqCst);
+            cfg.interceptor_state().store_put(Redirected);
         }
         Ok(())
     }
@@ -227,14 +236,10 @@ impl Intercept for FailItems {
         &self,
         context: &mut BeforeDeserializationInterceptorContextMut<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let missing_table = context
-            .response()
-            .body()
-            .bytes()
-            .is_some_and(|b| String::from_utf8_lossy(b).contains("ResourceNotFoundException"));
-        if !missing_table || !self.armed.load(Ordering::SeqCst) {
+        // Only this attempt's request, redirected above: the server changed nothing.
+        if cfg.load::<Redirected>().is_none() {
             return Ok(());
         }
         let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected: refused, not applied"}"#;

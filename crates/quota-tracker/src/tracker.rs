@@ -16,16 +16,48 @@ use crate::usage::Usage;
 /// Tuning of a [`Tracker`]; the defaults are the original service's.
 #[derive(Debug, Clone)]
 pub struct TrackerOptions {
-    /// Sync pending deltas at most this often, unless a crossing of 80 % forces it (60 s).
+    /// Sync pending deltas at most this often, unless a crossing of 80 % forces it (60 s by
+    /// default; 10 s from [`TrackerOptions::for_config`] with a per-minute limit).
     pub sync_interval_ms: i64,
-    /// Re-read the store this often, to see other instances' calls (60 s).
+    /// Re-read the store this often, to see other instances' calls (as the sync interval).
     pub reload_interval_ms: i64,
     /// Names this instance in its sync batches (for idempotent retries). Defaults to the
     /// process id and the start time.
     pub instance: Arc<str>,
 }
 
+impl TrackerOptions {
+    /// The longest interval between syncs, and between reloads: the original's 60 s.
+    pub const MAX_INTERVAL_MS: i64 = 60_000;
+
+    /// Defaults for `config`: syncs and reloads at most a sixth of the shortest window apart
+    /// (10 s with a per-minute limit), and never more than 60 s. Across instances a window's
+    /// count is then at most `sync + reload` intervals stale (20 s of a minute; see
+    /// ARCHITECTURE.md), where 60 s would leave each instance deciding a whole minute on its
+    /// own calls alone.
+    pub fn for_config(config: &QuotaConfig) -> Self {
+        let shortest = config
+            .services()
+            .iter()
+            .map(|s| match s.period() {
+                crate::config::Period::Minute => 60_000,
+                crate::config::Period::Hour => 3_600_000,
+                crate::config::Period::Day | crate::config::Period::Month => 86_400_000,
+            })
+            .min()
+            .unwrap_or(Self::MAX_INTERVAL_MS * 6);
+        let interval = (shortest / 6).min(Self::MAX_INTERVAL_MS);
+        Self {
+            sync_interval_ms: interval,
+            reload_interval_ms: interval,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for TrackerOptions {
+    /// The original service's intervals, 60 s, whatever the windows (see
+    /// [`TrackerOptions::for_config`]).
     fn default() -> Self {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -176,9 +208,11 @@ pub struct Tracker<B: Backend = DefaultBackend> {
 }
 
 impl Tracker<DefaultBackend> {
-    /// A tracker for `config`, reading time from `clock`, with default options.
+    /// A tracker for `config`, reading time from `clock`, with the options
+    /// [`TrackerOptions::for_config`] picks.
     pub fn new(config: QuotaConfig, clock: Arc<dyn Clock>) -> Self {
-        Self::new_in(config, clock, TrackerOptions::default())
+        let options = TrackerOptions::for_config(&config);
+        Self::new_in(config, clock, options)
     }
 
     /// A tracker with explicit options.

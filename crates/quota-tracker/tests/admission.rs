@@ -150,3 +150,29 @@ fn the_estimated_daily_cost_is_each_service_count_times_its_price() {
         "a new day"
     );
 }
+
+#[test]
+fn default_intervals_follow_the_shortest_window() {
+    let minute = QuotaConfig::default(); // finnhub: 60 per minute
+    let options = TrackerOptions::for_config(&minute);
+    assert_eq!(
+        (options.sync_interval_ms, options.reload_interval_ms),
+        (10_000, 10_000)
+    );
+    let daily = QuotaConfig::new(vec![
+        ServiceConfig::new("sendgrid", 100, Period::Day).expect("valid"),
+        ServiceConfig::new("tiingo", 500, Period::Month).expect("valid"),
+    ])
+    .expect("valid");
+    assert_eq!(TrackerOptions::for_config(&daily).sync_interval_ms, 60_000);
+    let hourly = QuotaConfig::new(vec![
+        ServiceConfig::new("h", 10, Period::Hour).expect("valid"),
+    ])
+    .expect("valid");
+    assert_eq!(TrackerOptions::for_config(&hourly).sync_interval_ms, 60_000);
+    assert_eq!(
+        TrackerOptions::default().sync_interval_ms,
+        60_000,
+        "the original's"
+    );
+}

@@ -67,7 +67,8 @@ pub struct AdmitOutcome {
     pub reservation: Option<Reservation>,
     /// The service's usage right after the decision, from the same critical section.
     pub usage: Usage,
-    /// The admitted calls took the service to 80 % for the first time today: sync now.
+    /// The admitted calls took the service to 80 % for the first time in its window: sync
+    /// now.
     pub crossed_critical: bool,
 }
 

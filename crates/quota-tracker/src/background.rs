@@ -35,8 +35,9 @@ pub struct Totals {
 
 impl BackgroundSync {
     /// Starts a thread that, every `period` until stopped, syncs `synced`, or reloads it when
-    /// nothing is pending (so the instance still sees other instances' calls). One store
-    /// request per period, except when a batch in doubt is resent.
+    /// nothing is pending (so the instance still sees other instances' calls), and reloads
+    /// after a sync too when a reload is due and the sync did not bring back every current
+    /// window's count. One or two store operations per period.
     pub fn start<S, B>(synced: Arc<SyncedTracker<S, B>>, period: Duration) -> Self
     where
         S: Store + Send + Sync + 'static,
@@ -97,6 +98,14 @@ fn run<S: Store, B: Backend>(
         // On the way out, a batch in doubt and the deltas behind it may take two syncs.
         for _ in 0..if stopping { 4 } else { 1 } {
             match synced.sync() {
+                // A batch brings back the counts of the items it wrote; when other windows'
+                // counts are due too, read them, or calls to other services go unseen.
+                SyncReport::Applied { .. } if !stopping && synced.tracker().reload_due() => {
+                    totals.applied += 1;
+                    if let ReloadReport::Loaded = synced.reload() {
+                        totals.reloads += 1;
+                    }
+                }
                 SyncReport::Applied { .. } => totals.applied += 1,
                 SyncReport::Failed(error) => {
                     totals.failed += 1;

@@ -50,7 +50,7 @@ pub enum QuotaError {
         day: String,
         /// The calls refunded.
         count: u64,
-        /// The service's count on that day, if it is the current day (0 otherwise).
+        /// The service's count in its current window.
         used: u64,
     },
 }

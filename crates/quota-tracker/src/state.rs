@@ -507,6 +507,18 @@ impl QuotaState {
         same_day
     }
 
+    /// Whether `stored` holds every count a reload would read now: today's item and the
+    /// current window of every minute, hour and month limit.
+    pub fn covered_by(&self, stored: &StoredDay) -> bool {
+        stored.day == self.day
+            && self
+                .counters
+                .iter()
+                .zip(self.config.services())
+                .filter(|(c, _)| c.window.period() != Period::Day)
+                .all(|(c, s)| stored.window(s.name(), c.window).is_some())
+    }
+
     fn out_of_range(&self, service: ServiceId) -> QuotaError {
         QuotaError::ServiceIdOutOfRange {
             index: service.0,

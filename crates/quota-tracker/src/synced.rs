@@ -83,13 +83,21 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         self.tracker.refund(reservation)
     }
 
-    /// Runs the store operation a call said was due; a failure is logged, not returned.
+    /// Runs the store operation a call said was due; a failure is logged, not returned. A
+    /// sync that did not bring back every current window's count leaves a due reload due.
     fn run_due(&self, sync_due: bool, reload_due: bool) {
         if sync_due {
             if let SyncReport::Failed(error) = self.sync() {
                 tracing::warn!(%error, "sync failed; deltas kept pending");
+                return;
             }
-        } else if reload_due && let ReloadReport::Failed(error) = self.reload() {
+        }
+        let reload_due = if sync_due {
+            self.tracker.reload_due()
+        } else {
+            reload_due
+        };
+        if reload_due && let ReloadReport::Failed(error) = self.reload() {
             tracing::warn!(%error, "reload failed; keeping the last known state");
         }
     }

@@ -76,7 +76,7 @@ impl Default for TrackerOptions {
 pub struct Recorded {
     /// The service's usage right after this call, from the same critical section.
     pub usage: Usage,
-    /// This call took the service to 80 % for the first time today.
+    /// This call took the service to 80 % for the first time in its window.
     pub crossed_critical: bool,
     /// A sync should run now (the interval passed or a crossing forced it, and none is in
     /// flight). Run it after this call returns: never under the lock.
@@ -93,7 +93,7 @@ pub struct Admission {
     pub reservation: Option<Reservation>,
     /// The service's usage right after the decision, from the same critical section.
     pub usage: Usage,
-    /// The admitted calls took the service to 80 % for the first time today.
+    /// The admitted calls took the service to 80 % for the first time in its window.
     pub crossed_critical: bool,
     /// A sync should run now; run it after this returns, never under the lock.
     pub sync_due: bool,
@@ -327,9 +327,12 @@ impl<B: Backend> Tracker<B> {
     }
 
     /// What today's calls cost, in millionths of a currency unit (see
-    /// [`crate::ServiceConfig::with_cost_per_call_micros`]).
+    /// [`crate::ServiceConfig::with_cost_per_call_micros`]); 0 just after midnight.
     pub fn estimated_daily_cost_micros(&self) -> u64 {
-        self.cache.lock().state.estimated_daily_cost_micros()
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        cache.state.roll_to(now);
+        cache.state.estimated_daily_cost_micros()
     }
 
     /// [`Tracker::estimated_daily_cost_micros`] in currency units.
@@ -412,6 +415,13 @@ impl<B: Backend> Tracker<B> {
         pending
     }
 
+    /// Whether the store should be re-read now: never read, or the reload interval passed
+    /// since the last read (a sync that brought back every current count counts as one).
+    pub fn reload_due(&self) -> bool {
+        let now = self.clock.now();
+        self.cache.lock().reload_due(now, &self.options)
+    }
+
     /// Whether a sync or reload is in flight.
     pub fn store_op_in_flight(&self) -> bool {
         self.cache.lock().book.busy != Busy::Idle
@@ -471,9 +481,16 @@ impl<B: Backend> Tracker<B> {
                     // Current windows first: counts of windows that ended are not merged.
                     state.roll_to(now);
                     state.merge_stored(&fresh, &Pending::default());
-                    book.last_load_attempt = Some(now);
+                    // A reload's worth only if it read every count a reload would: the
+                    // batch may not have written every current window's item.
+                    if state.covered_by(&fresh) {
+                        book.last_load_attempt = Some(now);
+                    }
                 }
             }
+            // A retry of a batch in doubt that now surely failed is still in doubt: its
+            // first attempt may have landed, and restoring it would count it twice.
+            SyncOutcome::Failed if book.in_doubt.as_ref().is_some_and(|b| b.seq == batch.seq) => {}
             SyncOutcome::Failed => {
                 book.in_doubt = None;
                 state.restore_pending(&batch.days, &batch.windows);

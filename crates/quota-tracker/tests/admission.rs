@@ -176,3 +176,57 @@ fn default_intervals_follow_the_shortest_window() {
         "the original's"
     );
 }
+
+#[test]
+fn a_retried_batch_in_doubt_that_then_fails_stays_in_doubt_and_lands_once() {
+    let clock = clock();
+    let t = synced(&clock, QuotaConfig::default());
+    let sendgrid = t.tracker().service("sendgrid").expect("configured");
+    t.tracker().record_call(sendgrid, 4).expect("valid");
+    // The write lands but its answer is lost: in doubt.
+    t.store().inject(Faults {
+        lose_acks: 1,
+        ..Faults::default()
+    });
+    assert!(matches!(t.sync(), SyncReport::Failed(_)));
+    // The retry is refused outright: still in doubt, not restored as new deltas.
+    t.store().inject(Faults {
+        fail_writes: 1,
+        ..Faults::default()
+    });
+    assert!(matches!(t.sync(), SyncReport::Failed(_)));
+    t.tracker().record_call(sendgrid, 1).expect("valid");
+    for _ in 0..3 {
+        t.sync();
+    }
+    assert!(t.tracker().unsynced().is_empty());
+    assert_eq!(stored(&t, day(), "sendgrid"), 5, "each call once");
+}
+
+#[test]
+fn a_sync_that_wrote_only_some_windows_does_not_count_as_a_reload() {
+    let clock = clock();
+    let store = Arc::new(MemoryStore::new());
+    let instance = |name: &str| {
+        let options = TrackerOptions {
+            instance: name.into(),
+            sync_interval_ms: 10_000,
+            reload_interval_ms: 10_000,
+        };
+        let tracker = Tracker::with_options(QuotaConfig::default(), clock.clone(), options);
+        SyncedTracker::new(tracker, Arc::clone(&store))
+    };
+    let (a, b) = (instance("a"), instance("b"));
+    let (sendgrid, finnhub) = (
+        a.tracker().service("sendgrid").expect("configured"),
+        a.tracker().service("finnhub").expect("configured"),
+    );
+    a.record_call(sendgrid, 1).expect("valid"); // a's first reload
+    b.record_call(finnhub, 40).expect("valid");
+    b.sync();
+    clock.advance(10_000);
+    // a syncs its sendgrid call; the answer carries the day item and no finnhub window, so
+    // a must still read the store to see b's 40.
+    a.record_call(sendgrid, 1).expect("valid");
+    assert_eq!(a.tracker().usage(finnhub).map(|u| u.used()), Ok(40));
+}

@@ -26,16 +26,25 @@ pub struct Reservation {
     count: u64,
     day: UtcDay,
     window: Window,
+    owner: u64,
 }
 
 impl Reservation {
-    /// A reservation of `count` calls to `service` on `day`, in `window`.
-    pub(crate) fn new(service: ServiceId, count: u64, day: UtcDay, window: Window) -> Self {
+    /// A reservation of `count` calls to `service` on `day`, in `window`, by the state
+    /// numbered `owner`.
+    pub(crate) fn new(
+        service: ServiceId,
+        count: u64,
+        day: UtcDay,
+        window: Window,
+        owner: u64,
+    ) -> Self {
         Self {
             service,
             count,
             day,
             window,
+            owner,
         }
     }
 
@@ -97,7 +106,13 @@ impl QuotaState {
         }
         let recorded = self.add(service, count, now)?;
         Ok(AdmitOutcome {
-            reservation: Some(Reservation::new(service, count, self.day, counter.window)),
+            reservation: Some(Reservation::new(
+                service,
+                count,
+                self.day,
+                counter.window,
+                self.owner,
+            )),
             usage: recorded.usage,
             crossed_critical: recorded.crossed_critical,
         })
@@ -124,6 +139,7 @@ impl QuotaState {
             count,
             day,
             window,
+            owner,
         } = reservation;
         let counters = self.counters.len();
         let Some(counter) = self.counters.get(service.0).copied() else {
@@ -134,7 +150,8 @@ impl QuotaState {
         };
         let (same_window, same_day) = (window == counter.window, day == self.day);
         let refused = || self.no_reservation(service, count, day, counter.used);
-        let Some(signed) = i64::try_from(count).ok().filter(|_| day <= self.day) else {
+        let ours = owner == self.owner && day <= self.day;
+        let Some(signed) = i64::try_from(count).ok().filter(|_| ours) else {
             return Err(refused());
         };
         let used = if same_window {

@@ -96,7 +96,13 @@ pub struct QuotaState {
     /// Pending deltas of closed buckets (earlier windows or days), still owed to those
     /// windows' and days' store items.
     pub(crate) carried: Vec<Bucket>,
+    /// Names this state in the reservations it hands out, so a refund of another tracker's
+    /// reservation is refused.
+    pub(crate) owner: u64,
 }
+
+/// Numbers states for [`QuotaState::owner`].
+static OWNERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// `updated_at` before any call was recorded.
 const NEVER: Timestamp = Timestamp(i64::MIN);
@@ -138,6 +144,7 @@ impl QuotaState {
             carried: Vec::new(),
             updated_at: NEVER,
             health: StoreHealth::default(),
+            owner: OWNERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 

@@ -253,6 +253,23 @@ impl<B: Backend> MemoryStore<B> {
             ));
         }
         let last_applied = data.applied.get(&batch.instance).copied().unwrap_or(0);
+        if batch.seq > last_applied
+            && let Some(negative) = below_zero(&data, batch)
+        {
+            // A refund larger than what the store holds: a refund applied twice, or a delta
+            // lost before it. Where invariants are checked that is a bug to report loudly.
+            assert!(
+                B::cache_locks_held().is_none(),
+                "invariant violated: batch {} of {} would take {negative} below zero",
+                batch.seq,
+                batch.instance
+            );
+            return Err(StoreError::new(
+                StoreErrorKind::Rejected,
+                "apply",
+                format!("the batch would take {negative} below zero"),
+            ));
+        }
         if batch.seq <= last_applied {
             data.duplicates += 1;
         } else {
@@ -263,7 +280,7 @@ impl<B: Backend> MemoryStore<B> {
                     .or_default()
                     .entry(service.to_owned())
                     .or_default();
-                *counter = counter.saturating_add_signed(delta);
+                *counter = counter.saturating_add_signed(delta); // checked by below_zero
                 let total = data.totals.entry(day).or_default();
                 *total = total.saturating_add_signed(delta);
             }
@@ -311,4 +328,25 @@ fn written_windows(data: &MemoryData, batch: &SyncBatch) -> Vec<StoredWindow> {
             StoredWindow { key, used }
         })
         .collect()
+}
+
+/// The first counter `batch` would take below zero (`day`/`window` and service), if any.
+fn below_zero(data: &MemoryData, batch: &SyncBatch) -> Option<String> {
+    for (day, service, delta) in batch.named_deltas() {
+        let held = data.days.get(&day).and_then(|d| d.get(service)).copied();
+        if held.unwrap_or(0).checked_add_signed(delta).is_none() {
+            return Some(format!("{service} on {day}"));
+        }
+    }
+    for (service, window, delta) in batch.named_windows() {
+        let key = WindowKey {
+            service: service.to_owned(),
+            window,
+        };
+        let held = data.windows.get(&key).copied().unwrap_or(0);
+        if held.checked_add_signed(delta).is_none() {
+            return Some(format!("{service} in {window}"));
+        }
+    }
+    None
 }

@@ -86,11 +86,9 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
     /// Runs the store operation a call said was due; a failure is logged, not returned. A
     /// sync that did not bring back every current window's count leaves a due reload due.
     fn run_due(&self, sync_due: bool, reload_due: bool) {
-        if sync_due {
-            if let SyncReport::Failed(error) = self.sync() {
-                tracing::warn!(%error, "sync failed; deltas kept pending");
-                return;
-            }
+        if sync_due && let SyncReport::Failed(error) = self.sync() {
+            tracing::warn!(%error, "sync failed; deltas kept pending");
+            return;
         }
         let reload_due = if sync_due {
             self.tracker.reload_due()

@@ -313,13 +313,13 @@ impl<B: Backend> Tracker<B> {
         call();
         let recorded = self.record_call(service, count)?;
         step(format_args!("record_call: used={}", recorded.usage.used()));
-        let (day, window) = self.with_state(|s| (s.day(), s.window(service)));
+        let (day, window, owner) = self.with_state(|s| (s.day(), s.window(service), s.owner));
         let window = window.ok_or(QuotaError::ServiceIdOutOfRange {
             index: service.index(),
             services: self.config().len(),
         })?;
         Ok(Admission {
-            reservation: Some(Reservation::new(service, count, day, window)),
+            reservation: Some(Reservation::new(service, count, day, window, owner)),
             usage: recorded.usage,
             crossed_critical: recorded.crossed_critical,
             sync_due: false,

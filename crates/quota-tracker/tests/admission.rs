@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use quota_tracker::{
-    Faults, ManualClock, MemoryStore, Period, QuotaConfig, ServiceConfig, SyncReport,
+    Faults, ManualClock, MemoryStore, Period, QuotaConfig, ServiceConfig, Store, SyncReport,
     SyncedTracker, Timestamp, Tracker, TrackerOptions, UtcDay,
 };
 
@@ -68,6 +68,10 @@ fn a_refund_after_midnight_lands_in_the_day_of_its_admission() {
     t.sync();
     assert_eq!(stored(&t, day(), "tiingo"), 0);
     assert_eq!(stored(&t, day().next(), "tiingo"), 1);
+    // tiingo's limit is per month: both days are in one window, which keeps 4 - 4 + 1.
+    let month = t.tracker().state().window(tiingo).expect("window");
+    assert_eq!(t.store().window("tiingo", month), 1);
+    assert_eq!(t.tracker().usage(tiingo).map(|u| u.used()), Ok(1));
 }
 
 /// Fails the next `n` syncs (writes) of `t`, with something pending each time.
@@ -142,13 +146,42 @@ fn the_estimated_daily_cost_is_each_service_count_times_its_price() {
     );
     assert!((t.tracker().estimated_daily_cost() - 0.0055).abs() < 1e-12);
     clock.advance(24 * 3_600_000);
-    let tiingo = t.tracker().service("tiingo").expect("configured");
-    t.tracker().record_call(tiingo, 1).expect("valid");
     assert_eq!(
         t.tracker().estimated_daily_cost_micros(),
-        1_500,
-        "a new day"
+        0,
+        "a new day, no call yet"
     );
+    let tiingo = t.tracker().service("tiingo").expect("configured");
+    t.tracker().record_call(tiingo, 1).expect("valid");
+    assert_eq!(t.tracker().estimated_daily_cost_micros(), 1_500);
+}
+
+#[test]
+fn a_batch_that_would_take_a_stored_counter_below_zero_is_refused() {
+    let store = MemoryStore::new();
+    let config = Arc::new(QuotaConfig::default());
+    let batch = quota_tracker::SyncBatch {
+        instance: "a".into(),
+        seq: 1,
+        config,
+        days: vec![quota_tracker::DayDeltas {
+            day: day(),
+            deltas: vec![0, 0, -1],
+        }],
+        windows: Vec::new(),
+    };
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.apply_batch(&batch)));
+    // Where invariants are checked (debug builds, loom, shuttle) it is a loud failure.
+    match result {
+        Err(_) => assert!(cfg!(debug_assertions), "panicked in a release build"),
+        Ok(outcome) => {
+            let error = outcome.expect_err("refused");
+            assert_eq!(error.kind, quota_tracker::StoreErrorKind::Rejected);
+            assert!(error.message.contains("below zero"), "{error}");
+        }
+    }
+    assert_eq!(store.writes(), 0, "nothing applied");
 }
 
 #[test]

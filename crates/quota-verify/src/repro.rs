@@ -76,8 +76,8 @@ pub struct Args {
     call_ms: Option<u64>,
 
     /// Give back every N-th admission of each thread, as if its provider call failed
-    /// (admission only; 0: none). [default: 0]
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count_from_zero::<1_000_000>)]
+    /// (admission only; 0: none, else at least 2). [default: 0]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = refund_every)]
     refund_every: Option<u64>,
 
     /// Run under shuttle's random scheduler with this seed instead of real threads:
@@ -108,6 +108,19 @@ fn count_from_zero<const MAX: u64>(input: &str) -> Result<u64, String> {
         .ok()
         .filter(|n| *n <= MAX)
         .ok_or_else(|| format!("expected a whole number from 0 to {MAX}"))
+}
+
+/// 0 (no refunds) or every N-th admission from 2 up: refunding every one would keep `used`
+/// where it is, and the threads would admit forever.
+fn refund_every(input: &str) -> Result<u64, String> {
+    let expected = "expected 0 (no refunds) or a whole number from 2 to 1000000";
+    match input.parse::<u64>() {
+        Ok(n) if n == 0 || (2..=1_000_000).contains(&n) => Ok(n),
+        Ok(1) => Err(format!(
+            "{expected}: refunding every admission, no thread would ever be refused"
+        )),
+        _ => Err(expected.to_owned()),
+    }
 }
 
 /// The workloads `repro` runs.

@@ -157,14 +157,15 @@ fn every_window_kind_rolls_at_its_boundary_while_instances_record_and_sync() {
             );
         }
     }
-    // Each instance counts the new windows only (its own calls at least; others' once seen).
+    // After a reload each instance counts exactly the new windows' calls, everyone's.
     for instance in &instances {
+        assert!(matches!(
+            instance.reload(),
+            quota_tracker::ReloadReport::Loaded
+        ));
         for id in instance.tracker().config().ids() {
             let used = instance.tracker().usage(id).expect("valid").used();
-            assert!(
-                (new_side / 2..=new_side).contains(&used),
-                "used {used} of {new_side}"
-            );
+            assert_eq!(used, new_side, "{}", instance.tracker().instance());
         }
     }
 }
@@ -255,67 +256,75 @@ fn a_batch_whose_window_item_fails_after_its_day_item_landed_is_retried_as_it_is
 #[test]
 fn refunds_beside_syncs_leave_admitted_minus_refunded_in_every_item() {
     let server = Server::start();
-    let clock = Arc::new(ManualClock::new(at(2026, 12, 1, 9, 30, 0, 0)));
+    let start = at(2026, 12, 1, 9, 30, 0, 0);
+    let clock = Arc::new(ManualClock::new(start));
     let store = Arc::new(server.store("refunds", clock.clone()));
     let instances: Vec<_> = ["r1", "r2"]
         .iter()
         .map(|n| instance(n, &store, &clock))
         .collect();
+    let services = config().len();
     let handles: Vec<_> = instances
         .iter()
         .flat_map(|i| [Arc::clone(i), Arc::clone(i)])
         .map(|instance| {
             std::thread::spawn(move || {
-                let (mut admitted, mut refunded) = (0u64, 0u64);
+                // Calls kept per service: admitted minus refunded.
+                let mut kept = vec![0u64; services];
                 let ids: Vec<_> = instance.tracker().config().ids().collect();
                 for (k, id) in ids.iter().copied().cycle().take(200).enumerate() {
                     let admission = instance.admit(id, 1).expect("valid");
                     let reservation = admission.reservation.expect("room");
-                    admitted += 1;
                     if k % 3 == 0 {
                         instance.refund(reservation).expect("own reservation");
-                        refunded += 1;
+                    } else {
+                        kept[id.index()] += 1;
                     }
                 }
-                (admitted, refunded)
+                kept
             })
         })
         .collect();
-    let (mut admitted, mut refunded) = (0, 0);
+    let mut kept = vec![0u64; services];
     for handle in handles {
-        let (a, r) = handle.join().expect("finished");
-        admitted += a;
-        refunded += r;
+        for (sum, k) in kept.iter_mut().zip(handle.join().expect("finished")) {
+            *sum += k;
+        }
+    }
+    // One more admission on each service, refunded only after the minute (and hour) ended:
+    // its refund is owed to the window it was admitted in.
+    let late: Vec<_> = instances[0]
+        .tracker()
+        .config()
+        .ids()
+        .map(|id| instances[0].admit(id, 1).expect("valid"))
+        .collect();
+    instances[0].sync();
+    clock.set(at(2026, 12, 1, 10, 0, 0, 0));
+    for admission in late {
+        instances[0]
+            .refund(admission.reservation.expect("room"))
+            .expect("own reservation");
     }
     flush(&instances);
-    let day = clock_day(&instances[0]);
-    let per_service_total: u64 = config()
-        .names()
-        .map(|name| day_count(&store, day, name))
-        .sum();
-    assert_eq!(
-        per_service_total,
-        admitted - refunded,
-        "day items: admitted - refunded"
-    );
-    let month = instances[0]
-        .tracker()
-        .state()
-        .window(
-            instances[0]
-                .tracker()
-                .service("per-month")
-                .expect("configured"),
-        )
-        .expect("window");
-    let per_month = window_count(&store, "per-month", month);
-    assert_eq!(
-        per_month,
-        day_count(&store, day, "per-month"),
-        "month item matches the day"
-    );
-}
-
-fn clock_day(instance: &Instance) -> UtcDay {
-    instance.tracker().state().day()
+    let day = start.day();
+    for (i, (name, period)) in [
+        ("per-minute", Period::Minute),
+        ("per-hour", Period::Hour),
+        ("per-day", Period::Day),
+        ("per-month", Period::Month),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(day_count(&store, day, name), kept[i], "{name}: day item");
+        if period != Period::Day {
+            let window = Window::containing(period, start);
+            assert_eq!(
+                window_count(&store, name, window),
+                kept[i],
+                "{name}: {window}"
+            );
+        }
+    }
 }

@@ -28,7 +28,8 @@ pub struct AdmissionWorkload {
     /// yield: a point where another thread may run).
     pub call: Duration,
     /// Every `n`-th admission of a thread is given back, as if its provider call had failed
-    /// before it was made (0: none).
+    /// before it was made (0: none; 1 is read as none, since refunding every admission would
+    /// never reach the ceiling).
     pub refund_every: u64,
 }
 
@@ -97,7 +98,7 @@ fn admit_until_refused<B: Backend>(
         };
         counts.admitted += 1;
         counts.max_used = counts.max_used.max(admission.usage.used());
-        if workload.refund_every > 0 && counts.admitted % workload.refund_every == 0 {
+        if workload.refund_every > 1 && counts.admitted % workload.refund_every == 0 {
             tracker.refund(reservation)?;
             counts.refunded += 1;
         }

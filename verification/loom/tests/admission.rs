@@ -167,6 +167,16 @@ fn refunds_keep_conservation_beside_a_sync() {
             fixture::flush(&store, &instance);
             fixture::check_conservation(&store, &[&instance], &ledger);
             fixture::check_no_lost_update(instance.tracker(), &ledger);
+            // finnhub's limit is per minute: its window item must hold the same count.
+            let id = instance.tracker().service(SERVICE).expect("configured");
+            let window = instance.tracker().state().window(id).expect("window");
+            let (stored, kept) = (store.window(SERVICE, window), ledger.get(index));
+            if stored != kept {
+                panic!(
+                    "conservation violated (lost): {SERVICE} window {window} holds {stored}, \
+                     {kept} calls kept"
+                );
+            }
         },
     );
 }

@@ -13,7 +13,7 @@ use crate::config::ServiceId;
 use crate::day::UtcDay;
 use crate::error::QuotaError;
 use crate::pending::{self, Bucket};
-use crate::state::QuotaState;
+use crate::state::{QuotaState, RecordOutcome};
 use crate::usage::Usage;
 use crate::window::Window;
 
@@ -92,39 +92,61 @@ impl QuotaState {
         count: u64,
         now: Timestamp,
     ) -> Result<AdmitOutcome, QuotaError> {
+        Ok(match self.try_admit(service, count, now)? {
+            Some(recorded) => AdmitOutcome {
+                reservation: Some(self.reservation(service, count)),
+                usage: recorded.usage,
+                crossed_critical: recorded.crossed_critical,
+            },
+            None => self.refused(service),
+        })
+    }
+
+    /// The decision and the recording of [`QuotaState::admit`]: `Some` with what the
+    /// recording did when admitted, `None` when refused. Small, so that on the hot path the
+    /// tracker keeps it in registers and builds the reservation itself.
+    #[inline(always)]
+    pub(crate) fn try_admit(
+        &mut self,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Result<Option<RecordOutcome>, QuotaError> {
         self.prepare(service, count, now)?;
-        let counter = self.counters[service.0];
-        let ceiling = self.ceiling_of(&counter);
+        let counter = &self.counters[service.0];
         // An overflowing sum is past any ceiling: refused, like any other call that does
         // not fit.
+        let ceiling = self.ceiling_of(counter);
         if counter
             .used
             .checked_add(count)
             .is_none_or(|after| after > ceiling)
         {
-            return Ok(self.refused(service, counter.used));
+            return Ok(None);
         }
-        let recorded = self.add(service, count, now)?;
-        Ok(AdmitOutcome {
-            reservation: Some(Reservation::new(
-                service,
-                count,
-                self.day,
-                counter.window,
-                self.owner,
-            )),
-            usage: recorded.usage,
-            crossed_critical: recorded.crossed_critical,
-        })
+        self.add(service, count, now).map(Some)
     }
 
+    /// A reservation of `count` calls just admitted to `service`: its current window and day.
+    #[inline(always)]
+    pub(crate) fn reservation(&self, service: ServiceId, count: u64) -> Reservation {
+        let window = self.counters[service.0].window;
+        Reservation::new(service, count, self.day, window, self.owner)
+    }
+
+    /// What a refusal returns: the usage the decision saw, nothing reserved.
     #[cold]
     #[inline(never)]
-    fn refused(&self, service: ServiceId, used: u64) -> AdmitOutcome {
+    pub(crate) fn refused(&self, service: ServiceId) -> AdmitOutcome {
         let counter = &self.counters[service.0];
         AdmitOutcome {
             reservation: None,
-            usage: Usage::new(service, counter.limit, self.ceiling_of(counter), used),
+            usage: Usage::new(
+                service,
+                counter.limit,
+                self.ceiling_of(counter),
+                counter.used,
+            ),
             crossed_critical: false,
         }
     }

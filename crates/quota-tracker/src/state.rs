@@ -43,9 +43,12 @@ pub(crate) struct Counter {
     pub(crate) limit: u64,
     /// The smallest `used` at or above the critical threshold.
     pub(crate) critical_at: u64,
-    /// Admission keeps `used` at or under this (the configured percentage of the limit).
+    /// Admission keeps `used` at or under this now: `normal_ceiling`, or `reduced_ceiling`
+    /// in reduced-rate mode (switched when the mode changes, so the hot path reads one word).
     pub(crate) ceiling: u64,
-    /// The ceiling in reduced-rate mode (25 % of the limit, never above `ceiling`).
+    /// The configured percentage of the limit.
+    pub(crate) normal_ceiling: u64,
+    /// The ceiling in reduced-rate mode (25 % of the limit, never above `normal_ceiling`).
     pub(crate) reduced_ceiling: u64,
     /// The current window.
     pub(crate) window: Window,
@@ -130,6 +133,7 @@ impl QuotaState {
                     limit: s.limit(),
                     critical_at: critical_at(s.limit()),
                     ceiling,
+                    normal_ceiling: ceiling,
                     reduced_ceiling: ceiling.min(ceiling_at(s.limit(), REDUCED_PERCENT)),
                     window,
                     critical_seen: false,
@@ -283,14 +287,10 @@ impl QuotaState {
         })
     }
 
-    /// The admission ceiling of `counter` now: lower in reduced-rate mode.
+    /// The admission ceiling of `counter` now (lower in reduced-rate mode).
     #[inline(always)]
     pub(crate) fn ceiling_of(&self, counter: &Counter) -> u64 {
-        if self.health.reduced() {
-            counter.reduced_ceiling
-        } else {
-            counter.ceiling
-        }
+        counter.ceiling
     }
 
     #[cold]
@@ -372,7 +372,17 @@ impl QuotaState {
     /// Counts a store operation's outcome towards entering or leaving reduced-rate mode;
     /// returns the mode's change, if any.
     pub fn note_store_outcome(&mut self, succeeded: bool) -> Option<bool> {
-        self.health.note(succeeded)
+        let changed = self.health.note(succeeded);
+        if let Some(reduced) = changed {
+            for counter in self.counters.iter_mut() {
+                counter.ceiling = if reduced {
+                    counter.reduced_ceiling
+                } else {
+                    counter.normal_ceiling
+                };
+            }
+        }
+        changed
     }
 
     /// Calls recorded today over all services.

@@ -299,21 +299,31 @@ impl<B: Backend> Tracker<B> {
     pub fn admit(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
-        let outcome = cache.state.admit(service, count, now)?;
-        if outcome.crossed_critical {
+        let Some(recorded) = cache.state.try_admit(service, count, now)? else {
+            let refused = cache.state.refused(service);
+            let reload_due = cache.reload_due(now, &self.options);
+            return Ok(Admission {
+                reservation: None,
+                usage: refused.usage,
+                crossed_critical: false,
+                sync_due: false,
+                reload_due,
+            });
+        };
+        if recorded.crossed_critical {
             cache.book.forced = true;
         }
-        let admitted = outcome.reservation.is_some();
-        let sync_due = admitted && cache.sync_due(now, &self.options);
+        let reservation = cache.state.reservation(service, count);
+        let sync_due = cache.sync_due(now, &self.options);
         let reload_due = cache.reload_due(now, &self.options);
         drop(cache);
-        if outcome.crossed_critical {
-            self.warn_crossed(&outcome.usage);
+        if recorded.crossed_critical {
+            self.warn_crossed(&recorded.usage);
         }
         Ok(Admission {
-            reservation: outcome.reservation,
-            usage: outcome.usage,
-            crossed_critical: outcome.crossed_critical,
+            reservation: Some(reservation),
+            usage: recorded.usage,
+            crossed_critical: recorded.crossed_critical,
             sync_due,
             reload_due,
         })

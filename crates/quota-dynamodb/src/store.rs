@@ -420,17 +420,7 @@ impl DynamoStore {
         names.insert("#total".to_owned(), TOTAL.to_owned());
         values.insert(":total".to_owned(), number(day.total()));
         adds.push("#total :total".to_owned());
-        for (attribute, value) in stamps(now) {
-            let a = attribute;
-            names.insert(format!("#{a}"), a.to_owned());
-            values.insert(format!(":{a}"), value);
-            // updated_at on every write; ttl and entity type once, when the item is created.
-            sets.push(if a == UPDATED_AT {
-                format!("#{a} = :{a}")
-            } else {
-                format!("#{a} = if_not_exists(#{a}, :{a})")
-            });
-        }
+        set_stamps(stamps(now), &mut names, &mut values, &mut sets);
         let expression = format!("ADD {} SET {}", adds.join(", "), sets.join(", "));
         let update = Update {
             expression,
@@ -479,16 +469,12 @@ impl DynamoStore {
             "#period = if_not_exists(#period, :period)".to_owned(),
             "#start = if_not_exists(#start, :start)".to_owned(),
         ];
-        for (attribute, value) in window_stamps(now, window) {
-            let a = attribute;
-            names.insert(format!("#{a}"), a.to_owned());
-            values.insert(format!(":{a}"), value);
-            sets.push(if a == UPDATED_AT {
-                format!("#{a} = :{a}")
-            } else {
-                format!("#{a} = if_not_exists(#{a}, :{a})")
-            });
-        }
+        set_stamps(
+            window_stamps(now, window),
+            &mut names,
+            &mut values,
+            &mut sets,
+        );
         let update = Update {
             expression: format!("ADD #used :d SET {}", sets.join(", ")),
             names,
@@ -574,6 +560,25 @@ impl DynamoStore {
             "apply",
             format!("gave up after {} attempts: {last}", self.retry.attempts),
         ))
+    }
+}
+
+/// Adds the `SET` clauses of an item's stamps: `updated_at` on every write, the TTL and the
+/// entity type once, when the item is created.
+fn set_stamps(
+    stamps: [(&'static str, AttributeValue); 3],
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+    sets: &mut Vec<String>,
+) {
+    for (a, value) in stamps {
+        names.insert(format!("#{a}"), a.to_owned());
+        values.insert(format!(":{a}"), value);
+        sets.push(if a == UPDATED_AT {
+            format!("#{a} = :{a}")
+        } else {
+            format!("#{a} = if_not_exists(#{a}, :{a})")
+        });
     }
 }
 

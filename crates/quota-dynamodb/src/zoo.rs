@@ -64,6 +64,16 @@ impl StoreVariant {
         }
     }
 
+    /// Which way the variant leaves the counts wrong, as its checks must report it: `lost`
+    /// (an overwrite erases other calls) or `doubled` (a retry applied twice).
+    pub fn shows_as(self) -> Option<&'static str> {
+        match self {
+            StoreVariant::Fixed => None,
+            StoreVariant::SyncOverwrite | StoreVariant::OverwriteErasesCounters => Some("lost"),
+            StoreVariant::RetryDoubleApply => Some("doubled"),
+        }
+    }
+
     /// Whether this is a historical bug (everything but [`StoreVariant::Fixed`]).
     pub fn is_buggy(self) -> bool {
         self != StoreVariant::Fixed

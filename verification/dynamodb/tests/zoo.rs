@@ -49,8 +49,12 @@ fn caught_by(server: &Server, variant: StoreVariant) -> Vec<&'static str> {
             } else {
                 String::new()
             };
-            Finding::new(*check, variant.id(), caught, counterexample).emit();
-            caught
+            let direction = quota_evidence::direction(outcome.lost(), outcome.doubled());
+            let finding = Finding::new(*check, variant.id(), caught, counterexample)
+                .with_direction(direction);
+            finding.emit();
+            // Caught for the variant's own reason: the counts wrong its way.
+            caught && variant.shows_as().is_none_or(|way| finding.shows(way))
         })
         .collect()
 }

@@ -26,6 +26,27 @@ pub struct Finding {
     pub caught: bool,
     /// What it found: counts, a shrunk history, a schedule to replay. Empty when not caught.
     pub counterexample: String,
+    /// Which way the counts went wrong, when the check compares counts: [`LOST`],
+    /// [`DOUBLED`] or both (`lost+doubled`). The gate requires each store variant's own
+    /// direction, so a check that calls any mismatch "caught" cannot pass a bug that errs
+    /// the other way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+}
+
+/// Calls missing from the counts.
+pub const LOST: &str = "lost";
+/// Calls counted more than once.
+pub const DOUBLED: &str = "doubled";
+
+/// The direction of a comparison that found `lost` calls missing and `doubled` too many.
+pub fn direction(lost: u64, doubled: u64) -> Option<String> {
+    match (lost > 0, doubled > 0) {
+        (true, true) => Some(format!("{LOST}+{DOUBLED}")),
+        (true, false) => Some(LOST.to_owned()),
+        (false, true) => Some(DOUBLED.to_owned()),
+        (false, false) => None,
+    }
 }
 
 impl Finding {
@@ -41,7 +62,21 @@ impl Finding {
             variant: variant.into(),
             caught,
             counterexample: counterexample.into(),
+            direction: None,
         }
+    }
+
+    /// The same finding, saying which way the counts went wrong (see [`direction`]).
+    pub fn with_direction(mut self, direction: Option<String>) -> Self {
+        self.direction = direction;
+        self
+    }
+
+    /// Whether the finding says the counts went wrong `way` ([`LOST`] or [`DOUBLED`]).
+    pub fn shows(&self, way: &str) -> bool {
+        self.direction
+            .as_deref()
+            .is_some_and(|d| d.split('+').any(|part| part == way))
     }
 
     /// Prints the finding and appends it to `$QUOTA_EVIDENCE` when set.
@@ -51,7 +86,11 @@ impl Finding {
     /// When the file is set but cannot be written: a gate that silently lost evidence would
     /// report a caught variant as a hole.
     pub fn emit(&self) {
-        let verdict = if self.caught { "caught" } else { "not caught" };
+        let verdict = match (&self.caught, &self.direction) {
+            (true, Some(direction)) => format!("caught ({direction})"),
+            (true, None) => "caught".to_owned(),
+            (false, _) => "not caught".to_owned(),
+        };
         println!("[evidence] {} on {}: {verdict}", self.check, self.variant);
         for line in self.counterexample.lines() {
             println!("           | {line}");

@@ -85,15 +85,44 @@ pub fn variants() -> Vec<(&'static str, &'static str)> {
     tracker.chain(store).collect()
 }
 
+/// The tiers with a check aimed at `variant`: an uncaught variant is excused only when all
+/// of them were skipped by request (a test keeps this in step with the baseline's evidence).
+pub fn able_to_catch(variant: &str) -> &'static [&'static str] {
+    if StoreVariant::ALL.iter().any(|v| v.id() == variant) {
+        return &["dynamodb"];
+    }
+    match variant {
+        "unlocked-rmw" | "split-lock" | "check-then-act" => {
+            &["lost-update", "linearizability", "loom"]
+        }
+        "torn-read" => &["linearizability", "loom"],
+        _ => &["loom"],
+    }
+}
+
+/// The tiers whose checks run against the fixed code too and must say so (`zoo/fixed`).
+pub const REPORT_ON_FIXED: [&str; 4] = ["lost-update", "linearizability", "loom", "dynamodb"];
+
+/// Which way a variant's checks must find the counts wrong, if it is one of the store's.
+fn expected_direction(variant: &str) -> Option<&'static str> {
+    StoreVariant::ALL
+        .iter()
+        .find(|v| v.id() == variant)
+        .and_then(|v| v.shows_as())
+}
+
 /// The zoo table and its checks (one per variant, plus `zoo/fixed`: no check may call the
-/// fixed tracker or store wrong).
+/// fixed tracker or store wrong, and every tier that ran must have reported on it).
 pub fn judge(findings: &[Finding], skipped: &[String]) -> (Vec<ZooEntry>, Vec<Check>) {
     let mut entries = Vec::new();
     let mut checks = Vec::new();
     for (variant, layer) in variants() {
+        // A store variant counts as caught only when its counts went wrong its own way.
+        let direction = expected_direction(variant);
         let caught: Vec<&Finding> = findings
             .iter()
             .filter(|f| f.variant == variant && f.caught)
+            .filter(|f| direction.is_none_or(|way| f.shows(way)))
             .collect();
         let mut caught_by: Vec<String> = caught.iter().map(|f| f.check.clone()).collect();
         caught_by.dedup();
@@ -107,18 +136,30 @@ pub fn judge(findings: &[Finding], skipped: &[String]) -> (Vec<ZooEntry>, Vec<Ch
             caught_by: caught_by.clone(),
             counterexample: counterexample.clone(),
         };
+        let excused = able_to_catch(variant)
+            .iter()
+            .all(|tier| skipped.iter().any(|s| s == tier));
         let (status, detail) = if entry.caught {
             (Status::Pass, format!("caught by {}", caught_by.join(", ")))
-        } else if skipped.is_empty() {
+        } else if !excused {
             let tried: Vec<&str> = findings
                 .iter()
                 .filter(|f| f.variant == variant)
                 .map(|f| f.check.as_str())
                 .collect();
             let fixed_fails = findings.iter().any(|f| f.variant == "fixed" && f.caught);
+            let wrong_way = findings
+                .iter()
+                .any(|f| f.variant == variant && f.caught && !caught.contains(&f));
             (
                 Status::Fail,
-                if fixed_fails {
+                if wrong_way {
+                    format!(
+                        "found wrong, but not {}: a check that calls any mismatch caught \
+                         would pass a bug that errs the other way",
+                        direction.unwrap_or("its way")
+                    )
+                } else if fixed_fails {
                     "not judged: checks also find the fixed code wrong (see zoo/fixed), and a \
                      variant's check stops at its failing control"
                         .to_owned()
@@ -132,8 +173,8 @@ pub fn judge(findings: &[Finding], skipped: &[String]) -> (Vec<ZooEntry>, Vec<Ch
             (
                 Status::Skip,
                 format!(
-                    "not caught, but tiers {} were skipped by request",
-                    skipped.join(", ")
+                    "not caught, but every tier able to catch it ({}) was skipped by request",
+                    able_to_catch(variant).join(", ")
                 ),
             )
         };
@@ -146,30 +187,53 @@ pub fn judge(findings: &[Finding], skipped: &[String]) -> (Vec<ZooEntry>, Vec<Ch
         });
         entries.push(entry);
     }
+    checks.push(judge_fixed(findings, skipped));
+    (entries, checks)
+}
+
+/// `zoo/fixed`: no check found the fixed code wrong, and every tier that ran and checks the
+/// fixed code reported on it (a tier with no fixed finding proves nothing about it).
+fn judge_fixed(findings: &[Finding], skipped: &[String]) -> Check {
     let false_alarms: Vec<String> = findings
         .iter()
         .filter(|f| f.variant == "fixed" && f.caught)
         .map(|f| format!("{}: {}", f.check, f.counterexample))
         .collect();
-    checks.push(Check {
+    let silent: Vec<&str> = REPORT_ON_FIXED
+        .iter()
+        .copied()
+        .filter(|tier| !skipped.iter().any(|s| s == tier))
+        .filter(|tier| {
+            let prefix = format!("{tier}/");
+            !findings
+                .iter()
+                .any(|f| f.variant == "fixed" && f.check.starts_with(&prefix))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    if !false_alarms.is_empty() {
+        problems.push(format!(
+            "checks found the fixed tracker wrong:\n{}",
+            false_alarms.join("\n")
+        ));
+    }
+    if !silent.is_empty() {
+        problems.push(format!(
+            "no check of tier {} reported on the fixed code",
+            silent.join(", ")
+        ));
+    }
+    Check {
         name: "zoo/fixed".to_owned(),
         tier: ZOO.to_owned(),
-        status: if false_alarms.is_empty() {
+        status: if problems.is_empty() {
             Status::Pass
         } else {
             Status::Fail
         },
         elapsed_ms: 0,
-        detail: if false_alarms.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "checks found the fixed tracker wrong:\n{}",
-                false_alarms.join("\n")
-            )
-        },
-    });
-    (entries, checks)
+        detail: problems.join("\n"),
+    }
 }
 
 #[cfg(test)]
@@ -182,8 +246,8 @@ mod tests {
             Finding::new("loom/zoo/split-lock", "split-lock", true, "T1 ..."),
             Finding::new("lost-update/shuttle", "split-lock", true, "seed 42"),
             Finding::new("lost-update/shuttle", "torn-read", false, ""),
-            Finding::new("dynamodb/conservation", "fixed", false, ""),
         ];
+        let findings = [findings, fixed_reports()].concat();
         let (zoo, checks) = judge(&findings, &[]);
         let split = zoo
             .iter()
@@ -213,7 +277,113 @@ mod tests {
         assert_eq!(status("zoo/fixed").0, Status::Pass);
         let (_, skipped) = judge(&findings, &["loom".to_owned()]);
         assert!(skipped.iter().any(|c| c.status == Status::Skip));
-        assert!(zoo.len() >= 12, "9 tracker + 3 store variants");
+        assert!(zoo.len() >= 13, "10 tracker + 3 store variants");
+    }
+
+    /// A report on the fixed code from every tier that must give one.
+    fn fixed_reports() -> Vec<Finding> {
+        REPORT_ON_FIXED
+            .iter()
+            .map(|tier| Finding::new(format!("{tier}/some-check"), "fixed", false, ""))
+            .collect()
+    }
+
+    fn status_of(checks: &[Check], name: &str) -> (Status, String) {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| (c.status, c.detail.clone()))
+            .unwrap_or_else(|| panic!("no check {name}"))
+    }
+
+    #[test]
+    fn a_skipped_tier_excuses_only_the_variants_no_tier_that_ran_could_catch() {
+        // Nothing caught split-lock: skipping bench (or loom alone) must not excuse it.
+        let findings = fixed_reports();
+        for skipped in [vec!["bench".to_owned()], vec!["loom".to_owned()]] {
+            let (_, checks) = judge(&findings, &skipped);
+            let (status, detail) = status_of(&checks, "zoo/split-lock");
+            assert_eq!(status, Status::Fail, "skipping {skipped:?}: {detail}");
+        }
+        // Loom is the only tier able to catch reentrant-deadlock: skipping it excuses that.
+        let (_, checks) = judge(&findings, &["loom".to_owned()]);
+        assert_eq!(status_of(&checks, "zoo/reentrant-deadlock").0, Status::Skip);
+        assert_eq!(status_of(&checks, "zoo/torn-read").0, Status::Fail);
+        let every: Vec<String> = ["lost-update", "linearizability", "loom"]
+            .map(str::to_owned)
+            .to_vec();
+        let (_, checks) = judge(&findings, &every);
+        assert_eq!(status_of(&checks, "zoo/split-lock").0, Status::Skip);
+    }
+
+    #[test]
+    fn zoo_fixed_fails_when_a_tier_that_ran_did_not_report_on_the_fixed_code() {
+        let (_, checks) = judge(&fixed_reports(), &[]);
+        assert_eq!(status_of(&checks, "zoo/fixed").0, Status::Pass);
+        let without_dynamodb: Vec<Finding> = fixed_reports()
+            .into_iter()
+            .filter(|f| !f.check.starts_with("dynamodb/"))
+            .collect();
+        let (_, checks) = judge(&without_dynamodb, &[]);
+        let (status, detail) = status_of(&checks, "zoo/fixed");
+        assert_eq!(status, Status::Fail);
+        assert!(detail.contains("no check of tier dynamodb"), "{detail}");
+        // Unless that tier was skipped.
+        let (_, checks) = judge(&without_dynamodb, &["dynamodb".to_owned()]);
+        assert_eq!(status_of(&checks, "zoo/fixed").0, Status::Pass);
+        let (_, checks) = judge(&[], &[]);
+        assert_eq!(
+            status_of(&checks, "zoo/fixed").0,
+            Status::Fail,
+            "no report at all"
+        );
+    }
+
+    #[test]
+    fn a_store_variant_found_wrong_the_other_way_is_not_caught() {
+        let finding = |direction: Option<&str>| {
+            let found = Finding::new(
+                "dynamodb/after-apply-faults",
+                "retry-double-apply",
+                true,
+                "x",
+            )
+            .with_direction(direction.map(str::to_owned));
+            [vec![found], fixed_reports()].concat()
+        };
+        let verdict = |direction| {
+            let (_, checks) = judge(&finding(direction), &[]);
+            status_of(&checks, "zoo/retry-double-apply")
+        };
+        assert_eq!(verdict(Some("doubled")).0, Status::Pass);
+        assert_eq!(verdict(Some("lost+doubled")).0, Status::Pass);
+        let (status, detail) = verdict(Some("lost"));
+        assert_eq!(status, Status::Fail);
+        assert!(detail.contains("not doubled"), "{detail}");
+        assert_eq!(
+            verdict(None).0,
+            Status::Fail,
+            "a mismatch of no stated direction"
+        );
+    }
+
+    #[test]
+    fn the_tiers_able_to_catch_each_variant_cover_the_baseline_evidence() {
+        let text = include_str!("../baseline.json");
+        let baseline: crate::report::Report = serde_json::from_str(text).expect("baseline parses");
+        for entry in &baseline.zoo {
+            for check in &entry.caught_by {
+                let tier = check.split('/').next().unwrap_or_default();
+                assert!(
+                    able_to_catch(&entry.variant).contains(&tier),
+                    "{}: caught by {check}, but tier {tier} is not listed as able to catch it",
+                    entry.variant
+                );
+            }
+        }
+        for (variant, _) in variants() {
+            assert!(!able_to_catch(variant).is_empty(), "{variant}");
+        }
     }
 
     #[test]

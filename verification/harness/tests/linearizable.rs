@@ -63,6 +63,7 @@ fn fixed_core_histories_are_linearizable_on_real_threads() {
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
+    Finding::new("linearizability/real-threads", "fixed", false, "").emit();
 }
 
 #[test]
@@ -89,6 +90,7 @@ fn fixed_core_histories_are_linearizable_under_shuttle() {
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
+    Finding::new("linearizability/shuttle-proptest", "fixed", false, "").emit();
 }
 
 /// Finds a failing (workload, seed) for `variant` under shuttle and shrinks it.

@@ -33,6 +33,7 @@ fn fixed_two_threads_on_different_services_count_exactly_in_200_trials() {
         assert_eq!(trial.expected, [100, 100, 0]);
         assert_exact(&trial, &format!("trial {i}"));
     }
+    Finding::new("lost-update/real-threads", "fixed", false, "").emit();
 }
 
 #[test]
@@ -113,6 +114,7 @@ fn shuttle_fixed_counts_exactly_under_many_schedules() {
             }
         }
     }
+    Finding::new("lost-update/shuttle", "fixed", false, "").emit();
 }
 
 #[test]

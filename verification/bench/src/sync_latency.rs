@@ -113,7 +113,11 @@ fn slice(beside: Beside, duration: Duration, delay: Duration) -> Slice {
         due += interval;
     }
     done.store(true, Ordering::Relaxed);
-    let syncs = sync_thread.map_or(0, |h| h.join().unwrap_or(0));
+    // A sync thread that panicked is a broken measurement, not zero syncs.
+    let syncs = sync_thread.map_or(0, |h| {
+        h.join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
     Slice { samples, syncs }
 }
 

@@ -40,6 +40,11 @@ pub struct Trial {
     pub observed: Vec<u64>,
     /// `total_api_calls_today` at the end.
     pub observed_total: u64,
+    /// On real threads: whether two threads' calls were under way at one moment (one started
+    /// before another finished). A trial whose threads ran one after another says nothing
+    /// about the lock. `None` under shuttle, which interleaves by
+    /// construction.
+    pub overlapped: Option<bool>,
 }
 
 impl Trial {
@@ -104,6 +109,7 @@ fn outcome<B: Backend>(workload: &Workload, tracker: &Tracker<B>, ids: &[Service
             .map(|id| state.usage(*id).map_or(0, |u| u.used()))
             .collect(),
         observed_total: state.total_api_calls_today(),
+        overlapped: None,
     }
 }
 
@@ -123,17 +129,40 @@ pub fn real_threads(workload: &Workload) -> Result<Trial, QuotaError> {
             let threads = workload.threads;
             std::thread::spawn(move || {
                 start_together(&ready, threads, spin_limit);
-                record_all(&tracker, variant, service, calls)
+                let started = std::time::Instant::now();
+                let result = record_all(&tracker, variant, service, calls);
+                (result, started, std::time::Instant::now())
             })
         })
         .collect();
+    let mut spans = Vec::with_capacity(handles.len());
     for handle in handles {
         match handle.join() {
-            Ok(result) => result?,
+            Ok((result, started, ended)) => {
+                result?;
+                spans.push((started, ended));
+            }
             Err(panic) => std::panic::resume_unwind(panic),
         }
     }
-    Ok(outcome(workload, &tracker, &ids))
+    let mut trial = outcome(workload, &tracker, &ids);
+    trial.overlapped = Some(overlapped(&spans));
+    Ok(trial)
+}
+
+/// Whether two of the threads' `(start, end)` spans share a moment: some thread started
+/// before another had finished, so their calls could meet at the lock.
+pub(crate) fn overlapped(spans: &[(std::time::Instant, std::time::Instant)]) -> bool {
+    let mut sorted = spans.to_vec();
+    sorted.sort_by_key(|s| s.0);
+    let mut latest_end = None;
+    for (start, end) in sorted {
+        if latest_end.is_some_and(|latest| start < latest) {
+            return true;
+        }
+        latest_end = latest_end.max(Some(end));
+    }
+    false
 }
 
 /// How long [`start_together`] busy-waits: spinning only helps while every thread can have

@@ -242,9 +242,29 @@ pub fn parse<M: JsonModel>(
                         ),
                     });
                 }
+                if let (Some(called), Some(completed)) = (&invoke.key, &event.key)
+                    && called != completed
+                {
+                    return Err(HistoryError {
+                        line: event.line,
+                        message: format!(
+                            "process {} completes {:?} on key {completed:?} but invoked it on \
+                             {called:?} on line {}",
+                            event.process, event.f, invoke.line
+                        ),
+                    });
+                }
                 pairs[slot] = (invoke, Some(event));
             }
         }
+    }
+    if pairs.is_empty() {
+        return Err(HistoryError {
+            line: text.lines().count().max(1),
+            message: "no operations: expected at least one invocation (a history with none \
+                      proves nothing)"
+                .to_owned(),
+        });
     }
     for (_, (slot, invoke)) in pending {
         pairs[slot] = (invoke, None);

@@ -237,3 +237,23 @@ fn bad_admit_and_refund_values_say_what_was_expected() {
         assert_eq!(err, expected, "{text}");
     }
 }
+
+#[test]
+fn an_empty_history_and_a_completion_on_another_key_are_unusable() {
+    for text in ["", "\n\n"] {
+        let err = parse(&Quota::default(), text)
+            .expect_err("empty")
+            .to_string();
+        assert!(err.contains("no operations"), "{err}");
+    }
+    let text = r#"{"process": 0, "type": "invoke", "f": "record", "key": "tiingo", "value": 1}
+{"process": 0, "type": "ok", "f": "record", "key": "finnhub", "value": 1}"#;
+    let err = parse(&Quota::default(), text)
+        .expect_err("key mismatch")
+        .to_string();
+    assert!(err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("on key \"finnhub\" but invoked it on \"tiingo\""),
+        "{err}"
+    );
+}

@@ -441,6 +441,29 @@ fn check_history_unusable_input_exits_3_with_the_line() {
     let out = run(&["check-history", "--model", "kv", "x", "--timeout", "soon"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("expected a number of seconds"));
+    // An empty file was once "linearizable" (exit 0), and a completion on another key was
+    // silently accepted: both are unusable input.
+    let empty = history_file("empty.jsonl", "");
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        empty.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no operations"), "{}", stderr(&out));
+    let moved = history_file(
+        "moved.jsonl",
+        "{\"process\": 0, \"type\": \"invoke\", \"f\": \"record\", \"key\": \"a\", \"value\": 1}\n{\"process\": 0, \"type\": \"ok\", \"f\": \"record\", \"key\": \"b\", \"value\": 1}\n",
+    );
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        moved.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
 }
 
 #[cfg(feature = "dynamodb")]

@@ -4,8 +4,9 @@
 //! - a check that passed in the baseline and is gone (a test deleted or renamed, a tier that
 //!   stopped reporting);
 //! - a zoo variant caught in the baseline and no longer caught;
-//! - a loom model gone, or exploring fewer than half the executions it did (a model that
-//!   silently shrank: a bound lowered, a thread or call removed);
+//! - a loom model gone, run with a lower preemption bound than the baseline's, or exploring
+//!   fewer than half the executions it did (a model that silently shrank: a thread or call
+//!   removed);
 //! - a benchmark figure worse than the baseline's by more than its stated margin.
 
 use crate::report::{Better, Check, Report, Status};
@@ -14,90 +15,26 @@ use crate::tiers::BASELINE;
 /// A loom model may explore down to this fraction of its baseline executions.
 pub const LOOM_FLOOR: f64 = 0.5;
 
-/// The comparisons, as checks.
-pub fn compare(current: &Report, baseline: &Report) -> Vec<Check> {
+/// The comparisons, as checks. Without `timings`, wall-clock figures are left out (they
+/// move with the machine: the release checklist compares them); counts are still compared.
+pub fn compare(current: &Report, baseline: &Report, timings: bool) -> Vec<Check> {
     let ran = |tier: &str| !current.skipped_tiers.iter().any(|t| t == tier);
-    let disappeared: Vec<String> = baseline
-        .checks
-        .iter()
-        .filter(|b| b.status == Status::Pass && ran(&b.tier) && b.tier != BASELINE)
-        .filter(|b| !current.checks.iter().any(|c| c.name == b.name))
-        .map(|b| format!("{} ({})", b.name, b.tier))
-        .collect();
-    let no_longer_caught: Vec<String> = baseline
-        .zoo
-        .iter()
-        .filter(|b| b.caught)
-        // Judged only when a tier that caught it then ran now (check names are `tier/...`).
-        .filter(|b| {
-            b.caught_by
-                .iter()
-                .any(|check| ran(check.split('/').next().unwrap_or_default()))
-        })
-        .filter(|b| {
-            !current
-                .zoo
-                .iter()
-                .any(|c| c.variant == b.variant && c.caught)
-        })
-        .map(|b| format!("{} (was caught by {})", b.variant, b.caught_by.join(", ")))
-        .collect();
-    let loom: Vec<String> = if ran("loom") {
-        baseline
-            .loom
-            .iter()
-            .filter_map(|b| match current.loom.iter().find(|c| c.name == b.name) {
-                None => Some(format!("{}: gone (explored {})", b.name, b.executions)),
-                Some(c) if (c.executions as f64) < b.executions as f64 * LOOM_FLOOR => {
-                    Some(format!(
-                        "{}: {} executions, baseline {} (below {:.0} %)",
-                        b.name,
-                        c.executions,
-                        b.executions,
-                        LOOM_FLOOR * 100.0
-                    ))
-                }
-                Some(_) => None,
-            })
-            .collect()
+    let loom = if ran("loom") {
+        loom_regressions(current, baseline)
     } else {
         Vec::new()
     };
-    let bench: Vec<String> = if ran("bench") {
-        baseline
-            .benchmarks
-            .iter()
-            .filter_map(|b| {
-                let Some(c) = current.benchmarks.iter().find(|c| c.name == b.name) else {
-                    return Some(format!("{}: not measured any more", b.name));
-                };
-                let limit = match b.better {
-                    Better::Lower => b.value * (1.0 + b.margin),
-                    Better::Higher => b.value * (1.0 - b.margin),
-                };
-                let worse = match b.better {
-                    Better::Lower => c.value > limit,
-                    Better::Higher => c.value < limit,
-                };
-                worse.then(|| {
-                    format!(
-                        "{}: {:.3} {}, baseline {:.3} (margin {:.0} %, limit {:.3})",
-                        b.name,
-                        c.value,
-                        c.unit,
-                        b.value,
-                        b.margin * 100.0,
-                        limit
-                    )
-                })
-            })
-            .collect()
+    let bench = if ran("bench") {
+        bench_regressions(current, baseline, timings)
     } else {
         Vec::new()
     };
     [
-        ("checks-kept", disappeared),
-        ("zoo-still-caught", no_longer_caught),
+        ("checks-kept", disappeared(current, baseline, &ran)),
+        (
+            "zoo-still-caught",
+            no_longer_caught(current, baseline, &ran),
+        ),
         ("loom-executions", loom),
         ("benchmarks", bench),
     ]
@@ -114,6 +51,115 @@ pub fn compare(current: &Report, baseline: &Report) -> Vec<Check> {
         detail: regressions.join("\n"),
     })
     .collect()
+}
+
+/// Checks that passed in the baseline, in a tier that ran, and are gone.
+fn disappeared(current: &Report, baseline: &Report, ran: &dyn Fn(&str) -> bool) -> Vec<String> {
+    baseline
+        .checks
+        .iter()
+        .filter(|b| b.status == Status::Pass && ran(&b.tier) && b.tier != BASELINE)
+        .filter(|b| !current.checks.iter().any(|c| c.name == b.name))
+        .map(|b| format!("{} ({})", b.name, b.tier))
+        .collect()
+}
+
+/// Variants caught in the baseline and not now; judged only when a tier that caught it then
+/// ran now (check names are `tier/...`).
+fn no_longer_caught(
+    current: &Report,
+    baseline: &Report,
+    ran: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    baseline
+        .zoo
+        .iter()
+        .filter(|b| b.caught)
+        .filter(|b| {
+            b.caught_by
+                .iter()
+                .any(|check| ran(check.split('/').next().unwrap_or_default()))
+        })
+        .filter(|b| {
+            !current
+                .zoo
+                .iter()
+                .any(|c| c.variant == b.variant && c.caught)
+        })
+        .map(|b| format!("{} (was caught by {})", b.variant, b.caught_by.join(", ")))
+        .collect()
+}
+
+/// Loom models gone, exploring under [`LOOM_FLOOR`] of their executions, or run with a lower
+/// preemption bound than the baseline's (`QUOTA_LOOM_MAX_PREEMPTIONS` lowers every model's).
+fn loom_regressions(current: &Report, baseline: &Report) -> Vec<String> {
+    let bound = |b: Option<u64>| b.map_or_else(|| "none".to_owned(), |n| n.to_string());
+    baseline
+        .loom
+        .iter()
+        .filter_map(|b| {
+            let Some(c) = current.loom.iter().find(|c| c.name == b.name) else {
+                return Some(format!("{}: gone (explored {})", b.name, b.executions));
+            };
+            // None is exhaustive: any bound is lower than it.
+            let lowered = match (c.preemption_bound, b.preemption_bound) {
+                (Some(now), Some(then)) => now < then,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if lowered {
+                return Some(format!(
+                    "{}: preemption bound {}, baseline {}",
+                    b.name,
+                    bound(c.preemption_bound),
+                    bound(b.preemption_bound)
+                ));
+            }
+            ((c.executions as f64) < b.executions as f64 * LOOM_FLOOR).then(|| {
+                format!(
+                    "{}: {} executions, baseline {} (below {:.0} %)",
+                    b.name,
+                    c.executions,
+                    b.executions,
+                    LOOM_FLOOR * 100.0
+                )
+            })
+        })
+        .collect()
+}
+
+/// Benchmark figures gone, or worse than the baseline's by more than their margin (only the
+/// counts, without `timings`).
+fn bench_regressions(current: &Report, baseline: &Report, timings: bool) -> Vec<String> {
+    baseline
+        .benchmarks
+        .iter()
+        .filter(|b| timings || !b.is_timing())
+        .filter_map(|b| {
+            let Some(c) = current.benchmarks.iter().find(|c| c.name == b.name) else {
+                return Some(format!("{}: not measured any more", b.name));
+            };
+            let limit = match b.better {
+                Better::Lower => b.value * (1.0 + b.margin),
+                Better::Higher => b.value * (1.0 - b.margin),
+            };
+            let worse = match b.better {
+                Better::Lower => c.value > limit,
+                Better::Higher => c.value < limit,
+            };
+            worse.then(|| {
+                format!(
+                    "{}: {:.3} {}, baseline {:.3} (margin {:.0} %, limit {:.3})",
+                    b.name,
+                    c.value,
+                    c.unit,
+                    b.value,
+                    b.margin * 100.0,
+                    limit
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -157,14 +203,14 @@ mod tests {
     #[test]
     fn each_kind_of_regression_fails_its_check() {
         let baseline = report();
-        let same = compare(&report(), &baseline);
+        let same = compare(&report(), &baseline, true);
         assert!(same.iter().all(|c| c.status == Status::Pass), "{same:?}");
         let mut worse = report();
         worse.checks.clear();
         worse.zoo[0].caught = false;
         worse.loom[0].executions = 100;
         worse.benchmarks[0].value = 0.3;
-        let checks = compare(&worse, &baseline);
+        let checks = compare(&worse, &baseline, true);
         assert!(
             checks.iter().all(|c| c.status == Status::Fail),
             "{checks:?}"
@@ -175,10 +221,59 @@ mod tests {
         let mut skipped = report();
         skipped.zoo[0].caught = false;
         skipped.skipped_tiers = vec!["loom".into()];
-        assert_eq!(compare(&skipped, &baseline)[1].status, Status::Pass);
+        assert_eq!(compare(&skipped, &baseline, true)[1].status, Status::Pass);
         // Within the margin passes.
         let mut close = report();
         close.benchmarks[0].value = 0.24;
-        assert_eq!(compare(&close, &baseline)[3].status, Status::Pass);
+        assert_eq!(compare(&close, &baseline, true)[3].status, Status::Pass);
+    }
+
+    #[test]
+    fn a_lowered_preemption_bound_is_a_regression_even_with_as_many_executions() {
+        let baseline = report();
+        // QUOTA_LOOM_MAX_PREEMPTIONS=2 on a model that ran exhaustively.
+        let mut bounded = report();
+        bounded.loom[0].preemption_bound = Some(2);
+        let check = &compare(&bounded, &baseline, false)[2];
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.detail.contains("preemption bound 2, baseline none"),
+            "{}",
+            check.detail
+        );
+        let mut deeper = report();
+        deeper.loom[0].preemption_bound = Some(4);
+        let mut base4 = report();
+        base4.loom[0].preemption_bound = Some(3);
+        assert_eq!(
+            compare(&deeper, &base4, false)[2].status,
+            Status::Pass,
+            "raised: fine"
+        );
+        assert_eq!(
+            compare(&base4, &deeper, false)[2].status,
+            Status::Fail,
+            "lowered"
+        );
+    }
+
+    #[test]
+    fn without_timings_only_wall_clock_figures_are_left_out() {
+        let mut baseline = report();
+        baseline.benchmarks.push(Figure {
+            name: "record_call ratio".into(),
+            value: 2.0,
+            unit: "x floor".into(),
+            better: Better::Lower,
+            margin: 1.0,
+        });
+        let mut slow = report();
+        slow.benchmarks = baseline.benchmarks.clone();
+        slow.benchmarks[1].value = 9.0;
+        assert_eq!(compare(&slow, &baseline, true)[3].status, Status::Fail);
+        assert_eq!(compare(&slow, &baseline, false)[3].status, Status::Pass);
+        // A count is still compared.
+        slow.benchmarks[0].value = 0.3;
+        assert_eq!(compare(&slow, &baseline, false)[3].status, Status::Fail);
     }
 }

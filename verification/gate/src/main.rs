@@ -48,10 +48,16 @@ struct Args {
     only: Vec<String>,
 
     /// Compare with a stored report: checks that disappeared, variants no longer caught,
-    /// loom models exploring under half their executions, benchmark figures worse than
-    /// their margin. Each fails the gate.
+    /// loom models run with a lower preemption bound or exploring under half their
+    /// executions, benchmark figures worse than their margin. Each fails the gate.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
+
+    /// With --baseline, leave wall-clock figures out of the comparison (they move with the
+    /// machine); checks, the zoo, loom executions and bounds, and counted figures (store
+    /// writes) are still compared. What CI does (scripts/test); a release compares all.
+    #[arg(long, requires = "baseline")]
+    no_timings: bool,
 
     /// Store this run's report as a baseline (only when the gate passed).
     #[arg(long, value_name = "FILE")]
@@ -192,7 +198,7 @@ fn run(args: &Args) -> Result<bool, String> {
     report.zoo = entries;
     report.checks.extend(zoo_checks);
     if let Some(baseline) = &baseline {
-        let comparisons = baseline::compare(&report, baseline);
+        let comparisons = baseline::compare(&report, baseline, !args.no_timings);
         report.checks.extend(comparisons);
     }
     report.summarize(started.elapsed().as_millis() as u64);

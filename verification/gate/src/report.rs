@@ -86,6 +86,14 @@ pub struct Figure {
     pub margin: f64,
 }
 
+impl Figure {
+    /// Whether the figure is a wall-clock measurement (moves with the machine), as opposed
+    /// to a count that repeats run to run (store writes, requests, instructions).
+    pub fn is_timing(&self) -> bool {
+        !matches!(self.unit.as_str(), "writes" | "requests" | "instructions")
+    }
+}
+
 /// How long one tier took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierTime {

@@ -116,7 +116,15 @@ pub(crate) fn stored_day(day: UtcDay, item: &HashMap<String, AttributeValue>) ->
             Some((service.to_owned(), n))
         })
         .collect();
-    StoredDay::new(day, used)
+    let stored = StoredDay::new(day, used);
+    match item
+        .get(TOTAL)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(total) => stored.with_total(total),
+        None => stored,
+    }
 }
 
 /// ISO-8601 UTC with milliseconds, as the original's `updated_at`.
@@ -152,6 +160,7 @@ mod tests {
         ]);
         assert_eq!(stored_day(day, &item).used("tiingo"), 7);
         assert_eq!(stored_day(day, &item).used.len(), 1);
+        assert_eq!(stored_day(day, &item).total, Some(7));
     }
 
     #[test]

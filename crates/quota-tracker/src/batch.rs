@@ -147,6 +147,8 @@ pub struct StoredDay {
     pub used: BTreeMap<String, u64>,
     /// Window counts of minute, hour and month limits (windows with no item are absent).
     pub windows: Vec<StoredWindow>,
+    /// `total_api_calls_today`, when the store keeps it.
+    pub total: Option<u64>,
 }
 
 impl StoredDay {
@@ -156,7 +158,14 @@ impl StoredDay {
             day,
             used,
             windows: Vec::new(),
+            total: None,
         }
+    }
+
+    /// The same item with its `total_api_calls_today`.
+    pub fn with_total(mut self, total: u64) -> Self {
+        self.total = Some(total);
+        self
     }
 
     /// The same item with these window counts.

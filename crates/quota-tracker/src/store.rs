@@ -183,10 +183,11 @@ impl<B: Backend> Store for MemoryStore<B> {
                 "injected read failure",
             ));
         }
+        let total = data.totals.get(&day).copied().unwrap_or(0);
         Ok(data
             .days
             .get(&day)
-            .map(|used| StoredDay::new(day, used.clone())))
+            .map(|used| StoredDay::new(day, used.clone()).with_total(total)))
     }
 
     fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {

@@ -169,20 +169,24 @@ pub fn flush(instances: &[Arc<Instance>]) {
     }
 }
 
-/// The table's counters of one day against the calls recorded, per service.
+/// The table's counters of one day against the calls recorded: every configured service,
+/// and `total_api_calls_today`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conservation {
     /// Service names, in the order of the counts.
     pub services: Vec<String>,
-    /// Calls recorded per service.
+    /// Calls recorded per service (0 for a service the workload did not call).
     pub expected: Vec<u64>,
     /// `<service>_used` in the table per service.
     pub observed: Vec<u64>,
+    /// `total_api_calls_today` in the table (0 when absent).
+    pub observed_total: u64,
 }
 
 impl Conservation {
-    /// Reads `day`'s item from `store` (with a consistent read) and pairs it with `expected`,
-    /// per service of the default configuration.
+    /// Reads `day`'s item from `store` (with a consistent read) and pairs it with `expected`
+    /// (calls per service of the default configuration, in order; services past its end
+    /// expect 0).
     pub fn read(store: &BlockingDynamoStore, day: quota_tracker::UtcDay, expected: &[u64]) -> Self {
         use quota_tracker::Store as _;
         let stored = store
@@ -190,33 +194,43 @@ impl Conservation {
             .unwrap_or_else(|e| panic!("cannot read {day}'s item: {e}"));
         let services: Vec<String> = quota_tracker::QuotaConfig::default()
             .names()
-            .take(expected.len())
             .map(str::to_owned)
+            .collect();
+        let expected = (0..services.len())
+            .map(|i| expected.get(i).copied().unwrap_or(0))
             .collect();
         let observed = services
             .iter()
             .map(|name| stored.as_ref().map_or(0, |s| s.used(name)))
             .collect();
+        let observed_total = stored.as_ref().and_then(|s| s.total).unwrap_or(0);
         Self {
             services,
-            expected: expected.to_vec(),
+            expected,
             observed,
+            observed_total,
         }
     }
 
-    /// Calls recorded but missing from the table.
+    /// Calls recorded but missing from the table (per service, or from the total).
     pub fn lost(&self) -> u64 {
-        self.pairs().map(|(e, o)| e.saturating_sub(o)).sum()
+        let per_service: u64 = self.pairs().map(|(e, o)| e.saturating_sub(o)).sum();
+        per_service.max(self.expected_total().saturating_sub(self.observed_total))
     }
 
-    /// Calls in the table beyond those recorded.
+    /// Calls in the table beyond those recorded (per service, or in the total).
     pub fn doubled(&self) -> u64 {
-        self.pairs().map(|(e, o)| o.saturating_sub(e)).sum()
+        let per_service: u64 = self.pairs().map(|(e, o)| o.saturating_sub(e)).sum();
+        per_service.max(self.observed_total.saturating_sub(self.expected_total()))
     }
 
-    /// Whether every service's counter equals its calls.
+    /// Whether every service's counter, and the total, equal the calls recorded.
     pub fn exact(&self) -> bool {
-        self.expected == self.observed
+        self.expected == self.observed && self.observed_total == self.expected_total()
+    }
+
+    fn expected_total(&self) -> u64 {
+        self.expected.iter().sum()
     }
 
     fn pairs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
@@ -239,6 +253,13 @@ impl std::fmt::Display for Conservation {
                 self.observed[i], self.expected[i]
             )?;
         }
-        write!(f, " (lost {}, doubled {})", self.lost(), self.doubled())
+        write!(
+            f,
+            ", total_api_calls_today={} of {} (lost {}, doubled {})",
+            self.observed_total,
+            self.expected_total(),
+            self.lost(),
+            self.doubled()
+        )
     }
 }

@@ -160,9 +160,30 @@ pub fn check_no_lost_update(tracker: &LoomTracker, ledger: &Ledger) {
     }
 }
 
-/// Store + unsynced deltas of every instance == calls recorded, per service (invariant 4).
-/// Call it at a quiet point: no batch in flight.
+/// Store + unsynced deltas of every instance == calls recorded, per service and in
+/// `total_api_calls_today` (invariant 4). Call it at a quiet point: no batch in flight.
 pub fn check_conservation(store: &LoomStore, instances: &[&LoomSynced], ledger: &Ledger) {
+    check_services(store, instances, ledger);
+    let unsynced: i64 = instances
+        .iter()
+        .flat_map(|t| t.tracker().unsynced())
+        .filter(|d: &DayDeltas| d.day == day())
+        .map(|d| d.total())
+        .sum();
+    let recorded: i128 = (0..SERVICES.len()).map(|i| i128::from(ledger.get(i))).sum();
+    let held = i128::from(store.total(day())) + i128::from(unsynced);
+    if held != recorded {
+        let way = if held < recorded { "lost" } else { "doubled" };
+        panic!(
+            "conservation violated ({way}): total_api_calls_today: store {} + unsynced \
+             {unsynced} = {held}, but {recorded} calls were recorded",
+            store.total(day())
+        );
+    }
+}
+
+/// The per-service half of [`check_conservation`].
+fn check_services(store: &LoomStore, instances: &[&LoomSynced], ledger: &Ledger) {
     for (i, service) in SERVICES.iter().enumerate() {
         let stored = store.counters(day()).get(*service).copied().unwrap_or(0);
         // Signed: refunds of calls already synced are negative deltas.

@@ -251,3 +251,79 @@ impl Intercept for FailItems {
         Ok(())
     }
 }
+
+/// The write lands, its answer is lost, and every retry is refused without being applied,
+/// until the store gives up: the path where a write ends "outcome unknown" after all its
+/// attempts. While armed, the first `UpdateItem` is applied and its response replaced by a
+/// dropped connection; every later one is sent to a missing table and answered with
+/// throttling. Disarms itself after `refusals` refused attempts.
+#[derive(Debug)]
+pub struct LandThenRefuse {
+    landed: std::sync::atomic::AtomicBool,
+    refusals_left: AtomicU64,
+}
+
+impl LandThenRefuse {
+    /// Lands one write, then refuses the next `refusals` attempts.
+    pub fn new(refusals: u64) -> Self {
+        Self {
+            landed: std::sync::atomic::AtomicBool::new(false),
+            refusals_left: AtomicU64::new(refusals),
+        }
+    }
+
+    fn refusing(&self) -> bool {
+        self.landed.load(Ordering::SeqCst) && self.refusals_left.load(Ordering::SeqCst) > 0
+    }
+}
+
+impl Intercept for LandThenRefuse {
+    fn name(&self) -> &'static str {
+        "land-then-refuse"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !self.refusing() {
+            return Ok(());
+        }
+        if let Some(input) = context
+            .input_mut()
+            .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>(
+        ) {
+            input.table_name = Some(NO_SUCH_TABLE.to_owned());
+            self.refusals_left.fetch_sub(1, Ordering::SeqCst);
+            cfg.interceptor_state().store_put(Redirected);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Redirected>().is_some() {
+            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected: refused, not applied"}"#;
+            let mut response = HttpResponse::new(StatusCode::try_from(400)?, SdkBody::from(body));
+            response
+                .headers_mut()
+                .insert("content-type", "application/x-amz-json-1.0");
+            *context.response_mut() = response;
+            return Ok(());
+        }
+        let is_update = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == "UpdateItem");
+        let applied = context.response().status().as_u16() == 200;
+        if is_update && applied && !self.landed.swap(true, Ordering::SeqCst) {
+            return Err("injected: the connection dropped after the write was applied".into());
+        }
+        Ok(())
+    }
+}

@@ -41,9 +41,9 @@ pub const TIERS: &[Tier] = &[
     },
     Tier {
         name: "lost-update",
-        about: "the 48 % lost-update reproduction and admission past the ceiling (check-then-act): real threads and shuttle schedules",
+        about: "the 48 % lost-update reproduction and admission past the ceiling (check-then-act): real threads, random and PCT shuttle schedules",
         runner: Runner::Workspace {
-            filter: "package(quota-harness) & (binary(lost_update) | binary(admission))",
+            filter: "package(quota-harness) & (binary(lost_update) | binary(admission) | binary(schedulers))",
         },
         needs_emulator: false,
     },
@@ -51,7 +51,7 @@ pub const TIERS: &[Tier] = &[
         name: "linearizability",
         about: "proptest workloads' histories judged by the checker (real threads, shuttle)",
         runner: Runner::Workspace {
-            filter: "package(quota-harness) & not (binary(lost_update) | binary(admission))",
+            filter: "package(quota-harness) & not (binary(lost_update) | binary(admission) | binary(schedulers))",
         },
         needs_emulator: false,
     },

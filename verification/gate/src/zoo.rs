@@ -95,7 +95,7 @@ pub fn able_to_catch(variant: &str) -> &'static [&'static str] {
         "unlocked-rmw" | "split-lock" | "check-then-act" => {
             &["lost-update", "linearizability", "loom"]
         }
-        "torn-read" => &["linearizability", "loom"],
+        "torn-read" => &["lost-update", "linearizability", "loom"],
         _ => &["loom"],
     }
 }
@@ -308,7 +308,11 @@ mod tests {
         // Loom is the only tier able to catch reentrant-deadlock: skipping it excuses that.
         let (_, checks) = judge(&findings, &["loom".to_owned()]);
         assert_eq!(status_of(&checks, "zoo/reentrant-deadlock").0, Status::Skip);
-        assert_eq!(status_of(&checks, "zoo/torn-read").0, Status::Fail);
+        assert_eq!(
+            status_of(&checks, "zoo/torn-read").0,
+            Status::Fail,
+            "linearizability ran"
+        );
         let every: Vec<String> = ["lost-update", "linearizability", "loom"]
             .map(str::to_owned)
             .to_vec();

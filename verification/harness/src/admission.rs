@@ -14,6 +14,8 @@ use quota_tracker::sync::{Backend, DefaultBackend, ShuttleBackend};
 use quota_tracker::zoo::Variant;
 use quota_tracker::{QuotaConfig, QuotaError, ServiceId, Tracker, TrackerOptions};
 
+use crate::schedule::Scheduler;
+
 /// The service the workload admits to: sendgrid, 100 a day, ceiling 80 by default.
 pub const SERVICE: &str = "sendgrid";
 
@@ -160,14 +162,23 @@ pub fn shuttle_schedule(
     seed: u64,
     trials: usize,
 ) -> Result<Vec<AdmissionTrial>, QuotaError> {
+    shuttle_schedule_with(Scheduler::Random, workload, seed, trials)
+}
+
+/// [`shuttle_schedule`] under `scheduler` (random or PCT).
+pub fn shuttle_schedule_with(
+    scheduler: Scheduler,
+    workload: &AdmissionWorkload,
+    seed: u64,
+    trials: usize,
+) -> Result<Vec<AdmissionTrial>, QuotaError> {
     let results = Arc::new(std::sync::Mutex::new(Vec::with_capacity(trials)));
     let sink = Arc::clone(&results);
-    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, trials);
     let mut config = shuttle::Config::new();
     config.max_steps = shuttle::MaxSteps::None;
     config.silence_warnings = true;
     let workload = *workload;
-    shuttle::Runner::new(scheduler, config).run(move || {
+    scheduler.run(seed, trials, config, move || {
         let (tracker, service) = tracker::<ShuttleBackend>();
         let handles: Vec<_> = (0..workload.threads)
             .map(|_| {

@@ -14,6 +14,8 @@ use quota_tracker::sync::{Backend, DefaultBackend, ShuttleBackend};
 use quota_tracker::zoo::Variant;
 use quota_tracker::{MemoryStore, QuotaConfig, SyncReport, SyncedTracker, Tracker, TrackerOptions};
 
+use crate::schedule::Scheduler;
+
 /// The services the workloads use (two of the default three).
 pub const SERVICES: [&str; 2] = ["tiingo", "finnhub"];
 
@@ -186,13 +188,23 @@ pub fn shuttle_histories(
     seed: u64,
     schedules: usize,
 ) -> Vec<QuotaHistory> {
+    shuttle_histories_with(Scheduler::Random, variant, threads, seed, schedules)
+}
+
+/// [`shuttle_histories`] under `scheduler` (random or PCT).
+pub fn shuttle_histories_with(
+    scheduler: Scheduler,
+    variant: Variant,
+    threads: &Threads,
+    seed: u64,
+    schedules: usize,
+) -> Vec<QuotaHistory> {
     let results = Arc::new(std::sync::Mutex::new(Vec::with_capacity(schedules)));
     let sink = Arc::clone(&results);
     let threads = threads.clone();
     let mut config = shuttle::Config::new();
     config.silence_warnings = true;
-    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, schedules);
-    shuttle::Runner::new(scheduler, config).run(move || {
+    scheduler.run(seed, schedules, config, move || {
         let instance = instance::<ShuttleBackend>();
         let clock = Arc::new(AtomicU64::new(0));
         let handles: Vec<_> = threads

@@ -15,8 +15,10 @@
 pub mod admission;
 pub mod histories;
 pub mod lost_update;
+pub mod schedule;
 pub mod summary;
 
-pub use lost_update::{Trial, Workload, real_threads, shuttle_schedule};
+pub use lost_update::{Trial, Workload, real_threads, shuttle_schedule, shuttle_schedule_with};
 pub use quota_tracker::zoo::Variant;
+pub use schedule::Scheduler;
 pub use summary::Summary;

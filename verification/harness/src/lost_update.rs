@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use quota_tracker::sync::{Backend, ShuttleBackend};
+
+use crate::schedule::Scheduler;
 use quota_tracker::zoo::Variant;
 use quota_tracker::{
     ManualClock, QuotaConfig, QuotaError, ServiceId, Timestamp, Tracker, TrackerOptions, UtcDay,
@@ -202,16 +204,25 @@ pub fn shuttle_schedule(
     trials: usize,
     on_trial: impl Fn(&Trial) + Send + Sync + 'static,
 ) -> Result<Vec<Trial>, QuotaError> {
+    shuttle_schedule_with(Scheduler::Random, workload, seed, trials, on_trial)
+}
+
+/// [`shuttle_schedule`] under `scheduler` (random or PCT).
+pub fn shuttle_schedule_with(
+    scheduler: Scheduler,
+    workload: &Workload,
+    seed: u64,
+    trials: usize,
+    on_trial: impl Fn(&Trial) + Send + Sync + 'static,
+) -> Result<Vec<Trial>, QuotaError> {
     let results = Arc::new(std::sync::Mutex::new(Vec::with_capacity(trials)));
-    let scheduler = shuttle::scheduler::RandomScheduler::new_from_seed(seed, trials);
     let mut config = shuttle::Config::new();
     // Large workloads take many steps; shuttle's default bound would fail them.
     config.max_steps = shuttle::MaxSteps::None;
     config.silence_warnings = true;
-    let runner = shuttle::Runner::new(scheduler, config);
     let workload_copy = *workload;
     let sink = Arc::clone(&results);
-    runner.run(move || {
+    scheduler.run(seed, trials, config, move || {
         let workload = workload_copy;
         let (tracker, ids) = tracker::<ShuttleBackend>();
         let handles: Vec<_> = (0..workload.threads)

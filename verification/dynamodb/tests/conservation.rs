@@ -85,3 +85,61 @@ fn the_default_policy_costs_a_few_sdk_calls_per_thousand_recorded() {
     // The original sent one ADD per call (1,000 per 1,000) plus a put per minute.
     assert!(per_thousand < 1.0, "{per_thousand} SDK calls per 1,000");
 }
+
+#[test]
+fn windows_at_the_default_intervals_cost_a_few_sdk_calls_per_thousand_recorded() {
+    // The default configuration (tiingo per month, finnhub per minute, sendgrid per day) at
+    // the intervals `Tracker::new` picks for it (10 s): a sync writes up to three items.
+    let server = Server::start();
+    let day = UtcDay::from_ymd(2026, 11, 29).expect("valid");
+    let clock = Arc::new(ManualClock::new(Timestamp(day.start().0 + 3_600_000)));
+    let calls = CountCalls::default();
+    let counter = calls.clone();
+    let store =
+        Arc::new(server.store_with("window-cost", clock.clone(), |b| b.interceptor(counter)));
+    let before: u64 = calls.counts().values().sum();
+    // Limits far above the calls (no forced syncs), periods as the defaults'.
+    let config = QuotaConfig::new(
+        [
+            ("tiingo", Period::Month),
+            ("finnhub", Period::Minute),
+            ("sendgrid", Period::Day),
+        ]
+        .into_iter()
+        .map(|(name, period)| ServiceConfig::new(name, 100_000_000, period).expect("valid"))
+        .collect(),
+    )
+    .expect("valid");
+    let instances: Vec<_> = (0..2)
+        .map(|i| {
+            let options = TrackerOptions {
+                instance: format!("window-{i}").into(),
+                ..TrackerOptions::for_config(&config)
+            };
+            let tracker = Tracker::with_options(config.clone(), clock.clone(), options);
+            SyncedTracker::new(tracker, Arc::clone(&store))
+        })
+        .collect();
+    let mut total = 0u64;
+    for tick in 0..10 * 60 * 100u64 {
+        clock.advance(10);
+        for (i, instance) in instances.iter().enumerate() {
+            let id = instance
+                .tracker()
+                .config()
+                .ids()
+                .nth((tick as usize + i) % 3)
+                .expect("3");
+            instance.record_call(id, 1).expect("recorded");
+            total += 1;
+        }
+    }
+    let counts = calls.counts();
+    let sent: u64 = counts.values().sum::<u64>() - before;
+    let per_thousand = sent as f64 * 1000.0 / total as f64;
+    eprintln!(
+        "{total} calls by 2 instances over 10 simulated minutes, default windows and intervals: \
+         {sent} SDK calls ({counts:?}), {per_thousand:.2} per 1,000 calls"
+    );
+    assert!(per_thousand < 5.0, "{per_thousand} SDK calls per 1,000");
+}

@@ -326,6 +326,14 @@ pub(crate) fn progress(variant: Variant, trials: u64) -> ProgressBar {
     bar
 }
 
+/// Wall time in seconds, or `-` for seeded runs (which leave it out).
+pub(crate) fn seconds(elapsed_ms: Option<u64>) -> String {
+    elapsed_ms.map_or_else(
+        || "-".to_owned(),
+        |ms| format!("{:.1}s", ms as f64 / 1000.0),
+    )
+}
+
 fn table(args: &Args, summaries: &[Summary]) -> String {
     let mut out = String::new();
     let Some(first) = summaries.first() else {
@@ -367,10 +375,7 @@ fn table(args: &Args, summaries: &[Summary]) -> String {
             s.mean_lost,
             s.max_lost,
             s.loss_rate * 100.0,
-            s.elapsed_ms.map_or_else(
-                || "-".to_owned(),
-                |ms| format!("{:.1}s", ms as f64 / 1000.0)
-            )
+            seconds(s.elapsed_ms)
         );
         if s.trials_with_excess > 0 || s.trials_with_wrong_total > s.trials_with_loss {
             let _ = writeln!(

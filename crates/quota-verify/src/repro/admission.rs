@@ -96,32 +96,10 @@ fn run_variant(
 }
 
 fn table(args: &Args, summaries: &[AdmissionSummary]) -> String {
-    let mut out = String::new();
     let Some(first) = summaries.first() else {
-        return out;
+        return String::new();
     };
-    let scheduler = match args.seed {
-        Some(seed) => format!("shuttle random scheduler, seed {seed} (each provider call a yield)"),
-        None => format!("real threads, each provider call {} ms", first.call_ms),
-    };
-    let _ = writeln!(
-        out,
-        "admission: {} threads admit on {} until refused, {} trials, {scheduler}",
-        first.threads, first.service, first.trials
-    );
-    let refunds = if first.refund_every > 0 {
-        format!(
-            "; every {}th admission of a thread given back",
-            first.refund_every
-        )
-    } else {
-        String::new()
-    };
-    let _ = writeln!(
-        out,
-        "limit {}, ceiling {} (used must stay at or under it){refunds}\n",
-        first.limit, first.ceiling
-    );
+    let mut out = header(args, first);
     let _ = writeln!(
         out,
         "{:<15} {:>20} {:>13} {:>16} {:>14} {:>8}",
@@ -141,16 +119,39 @@ fn table(args: &Args, summaries: &[AdmissionSummary]) -> String {
             s.max_admitted,
             s.max_over_ceiling,
             s.trials_not_conserved,
-            s.elapsed_ms.map_or_else(
-                || "-".to_owned(),
-                |ms| format!("{:.1}s", ms as f64 / 1000.0)
-            )
+            super::seconds(s.elapsed_ms)
         );
     }
-    let _ = writeln!(
-        out,
+    out.push_str(&footer(args, summaries));
+    out
+}
+
+/// What ran: threads, service, trials, scheduler, limit and ceiling.
+fn header(args: &Args, first: &AdmissionSummary) -> String {
+    let scheduler = match args.seed {
+        Some(seed) => format!("shuttle random scheduler, seed {seed} (each provider call a yield)"),
+        None => format!("real threads, each provider call {} ms", first.call_ms),
+    };
+    let refunds = if first.refund_every > 0 {
+        format!(
+            "; every {}th admission of a thread given back",
+            first.refund_every
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "admission: {} threads admit on {} until refused, {} trials, {scheduler}\n\
+         limit {}, ceiling {} (used must stay at or under it){refunds}\n\n",
+        first.threads, first.service, first.trials, first.limit, first.ceiling
+    )
+}
+
+/// The original's figure, and how to replay each seeded overshoot.
+fn footer(args: &Args, summaries: &[AdmissionSummary]) -> String {
+    let mut out = String::from(
         "\nThe landed core before admission existed, used as its README said (can_call, a 2 ms \
-         call, record_call), ended at 179 of a limit of 100 with 100 threads in 5 of 5 trials."
+         call, record_call), ended at 179 of a limit of 100 with 100 threads in 5 of 5 trials.\n",
     );
     if let Some(seed) = args.seed {
         for s in summaries.iter().filter(|s| s.trials_over_ceiling > 0) {

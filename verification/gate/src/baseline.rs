@@ -258,6 +258,33 @@ mod tests {
     }
 
     #[test]
+    fn instruction_counts_are_compared_within_2_percent_even_without_timings() {
+        let figure = |value| Figure {
+            name: "instructions per call, record_call, fixed core on parking_lot".into(),
+            value,
+            unit: "instructions".into(),
+            better: Better::Lower,
+            margin: 0.02,
+        };
+        let mut baseline = report();
+        baseline.benchmarks = vec![figure(125.0)];
+        let mut now = report();
+        // Three more instructions a call (a throwaway change: 2.4 %) fail; two (1.6 %) pass.
+        now.benchmarks = vec![figure(128.0)];
+        let check = &compare(&now, &baseline, false)[3];
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check
+                .detail
+                .contains("128.000 instructions, baseline 125.000"),
+            "{}",
+            check.detail
+        );
+        now.benchmarks = vec![figure(127.0)];
+        assert_eq!(compare(&now, &baseline, false)[3].status, Status::Pass);
+    }
+
+    #[test]
     fn without_timings_only_wall_clock_figures_are_left_out() {
         let mut baseline = report();
         baseline.benchmarks.push(Figure {

@@ -106,6 +106,22 @@ struct MemoryData {
     duplicates: u64,
 }
 
+impl MemoryData {
+    /// Counts a read, failing it when a read failure is armed.
+    fn read(&mut self) -> Result<(), StoreError> {
+        self.reads += 1;
+        if self.faults.fail_reads > 0 {
+            self.faults.fail_reads -= 1;
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "load",
+                "injected read failure",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// An in-memory [`Store`] that deduplicates retried batches and can inject faults.
 ///
 /// It locks with the same backend as the tracker (so it runs under loom and shuttle), and
@@ -174,15 +190,7 @@ impl<B: Backend> Store for MemoryStore<B> {
     fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
         assert_cache_lock_not_held::<B>("MemoryStore::load_day");
         let mut data = self.data.lock();
-        data.reads += 1;
-        if data.faults.fail_reads > 0 {
-            data.faults.fail_reads -= 1;
-            return Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "load",
-                "injected read failure",
-            ));
-        }
+        data.read()?;
         let total = data.totals.get(&day).copied().unwrap_or(0);
         Ok(data
             .days
@@ -193,15 +201,7 @@ impl<B: Backend> Store for MemoryStore<B> {
     fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
         assert_cache_lock_not_held::<B>("MemoryStore::load_windows");
         let mut data = self.data.lock();
-        data.reads += 1;
-        if data.faults.fail_reads > 0 {
-            data.faults.fail_reads -= 1;
-            return Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                "load",
-                "injected read failure",
-            ));
-        }
+        data.read()?;
         Ok(windows
             .iter()
             .filter_map(|key| {

@@ -63,14 +63,8 @@ impl Intercept for AfterApplyFaults {
             1 => (500, "InternalServerError"),
             _ => return Err("injected: the connection dropped after the write was applied".into()),
         };
-        let body = format!(
-            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected after the write was applied"}}"#
-        );
-        let mut response = HttpResponse::new(StatusCode::try_from(status)?, SdkBody::from(body));
-        response
-            .headers_mut()
-            .insert("content-type", "application/x-amz-json-1.0");
-        *context.response_mut() = response;
+        *context.response_mut() =
+            error_response(status, kind, "injected after the write was applied")?;
         Ok(())
     }
 }
@@ -225,9 +219,8 @@ impl Intercept for FailItems {
             .and_then(|sk| sk.as_s().ok())
             .is_some_and(|sk| sk.starts_with(&self.prefix));
         if targeted {
-            input.table_name = Some(NO_SUCH_TABLE.to_owned());
+            redirect(input, cfg);
             self.failed.fetch_add(1, Ordering::SeqCst);
-            cfg.interceptor_state().store_put(Redirected);
         }
         Ok(())
     }
@@ -239,16 +232,7 @@ impl Intercept for FailItems {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         // Only this attempt's request, redirected above: the server changed nothing.
-        if cfg.load::<Redirected>().is_none() {
-            return Ok(());
-        }
-        let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected: refused, not applied"}"#;
-        let mut response = HttpResponse::new(StatusCode::try_from(400)?, SdkBody::from(body));
-        response
-            .headers_mut()
-            .insert("content-type", "application/x-amz-json-1.0");
-        *context.response_mut() = response;
-        Ok(())
+        throttle_redirected(context, cfg).map(|_| ())
     }
 }
 
@@ -295,9 +279,8 @@ impl Intercept for LandThenRefuse {
             .input_mut()
             .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>(
         ) {
-            input.table_name = Some(NO_SUCH_TABLE.to_owned());
+            redirect(input, cfg);
             self.refusals_left.fetch_sub(1, Ordering::SeqCst);
-            cfg.interceptor_state().store_put(Redirected);
         }
         Ok(())
     }
@@ -308,13 +291,7 @@ impl Intercept for LandThenRefuse {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if cfg.load::<Redirected>().is_some() {
-            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected: refused, not applied"}"#;
-            let mut response = HttpResponse::new(StatusCode::try_from(400)?, SdkBody::from(body));
-            response
-                .headers_mut()
-                .insert("content-type", "application/x-amz-json-1.0");
-            *context.response_mut() = response;
+        if throttle_redirected(context, cfg)? {
             return Ok(());
         }
         let is_update = cfg
@@ -326,4 +303,42 @@ impl Intercept for LandThenRefuse {
         }
         Ok(())
     }
+}
+
+/// A DynamoDB error response of `kind` with `status`, as the server would send it.
+fn error_response(status: u16, kind: &str, message: &str) -> Result<HttpResponse, BoxError> {
+    let body =
+        format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{message}"}}"#);
+    let mut response = HttpResponse::new(StatusCode::try_from(status)?, SdkBody::from(body));
+    response
+        .headers_mut()
+        .insert("content-type", "application/x-amz-json-1.0");
+    Ok(response)
+}
+
+/// Sends `input` to a table that does not exist (the server changes nothing), marking the
+/// attempt so [`throttle_redirected`] answers it.
+fn redirect(
+    input: &mut aws_sdk_dynamodb::operation::update_item::UpdateItemInput,
+    cfg: &mut ConfigBag,
+) {
+    input.table_name = Some(NO_SUCH_TABLE.to_owned());
+    cfg.interceptor_state().store_put(Redirected);
+}
+
+/// Answers a redirected attempt with throttling (so the store retries it, and finally gives
+/// up with the write surely not applied); returns whether it did.
+fn throttle_redirected(
+    context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+    cfg: &ConfigBag,
+) -> Result<bool, BoxError> {
+    if cfg.load::<Redirected>().is_none() {
+        return Ok(false);
+    }
+    *context.response_mut() = error_response(
+        400,
+        "ProvisionedThroughputExceededException",
+        "injected: refused, not applied",
+    )?;
+    Ok(true)
 }

@@ -241,21 +241,38 @@ fn run_lost_update(args: &Args) -> ExitCode {
             }
         }
     }
-    if args.json {
-        if !print_json_lines(&summaries) {
-            return ExitCode::from(CANNOT_RUN);
-        }
-    } else {
-        print!("{}", table(args, &summaries));
-    }
     let fixed_broken = summaries
         .iter()
         .any(|s| s.variant == Variant::Fixed.id() && !s.exact());
-    if fixed_broken {
-        eprintln!("quota-verify repro: the fixed tracker did not count every call exactly");
-        ExitCode::from(FIXED_LOST)
+    report(
+        args,
+        &summaries,
+        || table(args, &summaries),
+        fixed_broken.then_some("the fixed tracker did not count every call exactly"),
+    )
+}
+
+/// Prints `rows` as JSON lines (`--json`) or `table`, and returns the exit code: 1 with
+/// `fixed_broken`'s message when the fixed tracker failed, 0 otherwise.
+pub(crate) fn report<T: serde::Serialize>(
+    args: &Args,
+    rows: &[T],
+    table: impl FnOnce() -> String,
+    fixed_broken: Option<&str>,
+) -> ExitCode {
+    if args.json {
+        if !print_json_lines(rows) {
+            return ExitCode::from(CANNOT_RUN);
+        }
     } else {
-        ExitCode::from(OK)
+        print!("{}", table());
+    }
+    match fixed_broken {
+        Some(message) => {
+            eprintln!("quota-verify repro: {message}");
+            ExitCode::from(FIXED_LOST)
+        }
+        None => ExitCode::from(OK),
     }
 }
 

@@ -10,7 +10,7 @@ use quota_harness::admission::{
     AdmissionSummary, AdmissionTrial, AdmissionWorkload, real_threads, shuttle_schedule,
 };
 
-use super::{Args, BAD_ARGUMENTS, CANNOT_RUN, FIXED_LOST, OK};
+use super::{Args, BAD_ARGUMENTS, CANNOT_RUN};
 
 /// The variants this workload shows: the fix and check-then-act.
 fn admission_variants() -> Vec<Variant> {
@@ -46,22 +46,15 @@ pub(super) fn run(args: &Args) -> ExitCode {
             }
         }
     }
-    if args.json {
-        if !super::print_json_lines(&summaries) {
-            return ExitCode::from(CANNOT_RUN);
-        }
-    } else {
-        print!("{}", table(args, &summaries));
-    }
     let fixed_broken = summaries
         .iter()
         .any(|s| s.variant == Variant::Fixed.id() && !s.held());
-    if fixed_broken {
-        eprintln!("quota-verify repro: the fixed tracker admitted past the ceiling or miscounted");
-        ExitCode::from(FIXED_LOST)
-    } else {
-        ExitCode::from(OK)
-    }
+    super::report(
+        args,
+        &summaries,
+        || table(args, &summaries),
+        fixed_broken.then_some("the fixed tracker admitted past the ceiling or miscounted"),
+    )
 }
 
 fn run_variant(

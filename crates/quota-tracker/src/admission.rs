@@ -69,11 +69,23 @@ impl Reservation {
     }
 }
 
+/// Why calls were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// They would take `used` past the ceiling.
+    Ceiling,
+    /// They fit under the ceiling as this instance sees it, but its lease does not cover
+    /// them (bounded mode): ask the store for a block, then try again.
+    NoLease,
+}
+
 /// What one admission decided.
 #[derive(Debug, PartialEq, Eq)]
 pub struct AdmitOutcome {
     /// `Some` when admitted (and recorded); `None` when refused (nothing changed).
     pub reservation: Option<Reservation>,
+    /// Why not, when refused.
+    pub refusal: Option<Refusal>,
     /// The service's usage right after the decision, from the same critical section.
     pub usage: Usage,
     /// The admitted calls took the service to 80 % for the first time in its window: sync
@@ -95,10 +107,11 @@ impl QuotaState {
         Ok(match self.try_admit(service, count, now)? {
             Some(recorded) => AdmitOutcome {
                 reservation: Some(self.reservation(service, count)),
+                refusal: None,
                 usage: recorded.usage,
                 crossed_critical: recorded.crossed_critical,
             },
-            None => self.refused(service),
+            None => self.refused(service, count),
         })
     }
 
@@ -115,16 +128,20 @@ impl QuotaState {
         self.prepare(service, count, now)?;
         let counter = &self.counters[service.0];
         // An overflowing sum is past any ceiling: refused, like any other call that does
-        // not fit.
+        // not fit. In the default mode the lease is unlimited, so the same comparisons
+        // decide both modes.
         let ceiling = self.ceiling_of(counter);
-        if counter
-            .used
-            .checked_add(count)
-            .is_none_or(|after| after > ceiling)
+        if count > counter.lease
+            || counter
+                .used
+                .checked_add(count)
+                .is_none_or(|after| after > ceiling)
         {
             return Ok(None);
         }
-        self.add(service, count, now).map(Some)
+        let recorded = self.add(service, count, now)?;
+        self.counters[service.0].lease -= count;
+        Ok(Some(recorded))
     }
 
     /// A reservation of `count` calls just admitted to `service`: its current window and day.
@@ -137,10 +154,19 @@ impl QuotaState {
     /// What a refusal returns: the usage the decision saw, nothing reserved.
     #[cold]
     #[inline(never)]
-    pub(crate) fn refused(&self, service: ServiceId) -> AdmitOutcome {
+    pub(crate) fn refused(&self, service: ServiceId, count: u64) -> AdmitOutcome {
         let counter = &self.counters[service.0];
+        let fits = counter
+            .used
+            .checked_add(count)
+            .is_some_and(|after| after <= self.ceiling_of(counter));
         AdmitOutcome {
             reservation: None,
+            refusal: Some(if fits {
+                Refusal::NoLease
+            } else {
+                Refusal::Ceiling
+            }),
             usage: Usage::new(
                 service,
                 counter.limit,
@@ -210,6 +236,7 @@ impl QuotaState {
         slot.used = used;
         slot.today = today;
         self.total_today = total;
+        self.refund_lease(service, window, count);
         self.usage(service)
     }
 

@@ -95,7 +95,11 @@ fn run<S: Store, B: Backend>(
                 Err(_) => true,
             }
         };
-        // On the way out, a batch in doubt and the deltas behind it may take two syncs.
+        // On the way out the leases go back with the last sync (bounded mode), and a batch
+        // in doubt and the deltas behind it may take two syncs.
+        if stopping {
+            synced.tracker().release_leases();
+        }
         for _ in 0..if stopping { 4 } else { 1 } {
             match synced.sync() {
                 // A batch brings back the counts of the items it wrote; when other windows'

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::{QuotaConfig, ServiceId};
 use crate::day::UtcDay;
+use crate::lease::LeaseReturn;
 use crate::window::Window;
 
 /// Calls recorded on one UTC day and not yet in the store, per service.
@@ -56,12 +57,14 @@ pub struct Pending {
     pub days: Vec<DayDeltas>,
     /// Per minute, hour or month window, oldest first.
     pub windows: Vec<WindowDelta>,
+    /// Lease calls to give back ([`crate::lease`]; bounded mode only).
+    pub returns: Vec<LeaseReturn>,
 }
 
 impl Pending {
     /// Whether there is nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.days.is_empty() && self.windows.is_empty()
+        self.days.is_empty() && self.windows.is_empty() && self.returns.is_empty()
     }
 }
 
@@ -81,6 +84,9 @@ pub struct SyncBatch {
     pub days: Vec<DayDeltas>,
     /// The same calls per minute, hour or month window, for those windows' items.
     pub windows: Vec<WindowDelta>,
+    /// Lease calls given back, for the lease items (bounded mode; at most once per batch,
+    /// as the deltas).
+    pub returns: Vec<LeaseReturn>,
 }
 
 impl SyncBatch {
@@ -100,6 +106,7 @@ impl SyncBatch {
         Pending {
             days: self.days.clone(),
             windows: self.windows.clone(),
+            returns: self.returns.clone(),
         }
     }
 
@@ -108,6 +115,14 @@ impl SyncBatch {
         self.windows.iter().filter_map(move |w| {
             let service = self.config.services().get(w.service.index())?;
             Some((service.name(), w.window, w.delta))
+        })
+    }
+
+    /// The lease returns as `(service name, window, calls given back)`.
+    pub fn named_returns(&self) -> impl Iterator<Item = (&str, Window, u64)> + '_ {
+        self.returns.iter().filter_map(move |r| {
+            let service = self.config.services().get(r.service.index())?;
+            Some((service.name(), r.window, r.count))
         })
     }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{ConfigError, QuotaError};
+use crate::lease::LeasePolicy;
 use crate::usage::CRITICAL_PERCENT;
 
 /// The quota window a limit is quoted for: the count resets at each UTC calendar minute,
@@ -143,6 +144,7 @@ impl ServiceId {
 pub struct QuotaConfig {
     services: Vec<ServiceConfig>,
     ceiling_percent: u64,
+    leases: Option<LeasePolicy>,
 }
 
 impl QuotaConfig {
@@ -161,6 +163,7 @@ impl QuotaConfig {
         Ok(Self {
             services,
             ceiling_percent: CRITICAL_PERCENT,
+            leases: None,
         })
     }
 
@@ -173,6 +176,20 @@ impl QuotaConfig {
         }
         self.ceiling_percent = percent;
         Ok(self)
+    }
+
+    /// The same services in the bounded mode ([`crate::lease`]): admission only from leases
+    /// the store grants, so every instance sharing the store, together, admits at most the
+    /// ceiling per window. Every instance of a fleet must use the same configuration.
+    pub fn with_leases(mut self, policy: LeasePolicy) -> Self {
+        self.leases = Some(policy);
+        self
+    }
+
+    /// The lease policy in the bounded mode; `None` in the default mode, where each instance
+    /// decides from its own view of the count (see ARCHITECTURE.md for that bound).
+    pub fn lease_policy(&self) -> Option<&LeasePolicy> {
+        self.leases.as_ref()
     }
 
     /// The admission ceiling, in percent of each limit.
@@ -239,6 +256,7 @@ impl Default for QuotaConfig {
         };
         Self {
             ceiling_percent: CRITICAL_PERCENT,
+            leases: None,
             services: vec![
                 service("tiingo", 500, Period::Month),
                 service("finnhub", 60, Period::Minute),

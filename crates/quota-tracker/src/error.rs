@@ -89,6 +89,12 @@ pub enum ConfigError {
         /// The refused percentage.
         percent: u64,
     },
+    /// A lease block outside 1-100 % of the ceiling.
+    #[error("invalid lease block {percent} %: expected 1 to 100 (percent of each ceiling)")]
+    InvalidLeaseBlock {
+        /// The refused percentage.
+        percent: u64,
+    },
     /// A period label that is not known.
     #[error("invalid period {input:?}: expected one of minute, hour, day, month")]
     InvalidPeriod {

@@ -36,6 +36,7 @@ mod clock;
 mod config;
 mod day;
 mod error;
+mod lease;
 mod pending;
 pub mod reduced;
 mod state;
@@ -48,7 +49,7 @@ mod window;
 #[cfg(feature = "zoo")]
 pub mod zoo;
 
-pub use admission::{AdmitOutcome, Reservation};
+pub use admission::{AdmitOutcome, Refusal, Reservation};
 #[cfg(not(loom))]
 pub use background::{BackgroundSync, Totals as BackgroundTotals};
 pub use batch::{
@@ -58,6 +59,7 @@ pub use clock::{Clock, ManualClock, SystemClock, TickingClock, Timestamp};
 pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};
 pub use day::{ParseDayError, UtcDay};
 pub use error::{ConfigError, QuotaError};
+pub use lease::{LeaseOutage, LeasePolicy, LeaseReport, LeaseRequest, LeaseReturn};
 pub use state::{QuotaState, RecordOutcome};
 pub use store::{Faults, MemoryStore, Store, StoreError, StoreErrorKind};
 pub use synced::{ReloadReport, SyncReport, SyncedTracker};

@@ -17,6 +17,7 @@ use crate::clock::Timestamp;
 use crate::config::{Period, QuotaConfig, ServiceId};
 use crate::day::UtcDay;
 use crate::error::QuotaError;
+use crate::lease::{self, LeaseBook, LeaseReturn};
 use crate::pending::{self, Bucket};
 use crate::reduced::{REDUCED_PERCENT, StoreHealth};
 use crate::usage::{CRITICAL_PERCENT, Usage};
@@ -39,6 +40,9 @@ pub(crate) struct Counter {
     pub(crate) pending: i64,
     /// Calls known today (the day item's `<service>_used`); equal to `used` for a day limit.
     pub(crate) today: u64,
+    /// Calls the lease of the current window still covers ([`crate::lease`]): admission
+    /// refuses what it does not. `u64::MAX` in the default mode, so the check is the same.
+    pub(crate) lease: u64,
     /// The service's limit.
     pub(crate) limit: u64,
     /// The smallest `used` at or above the critical threshold.
@@ -50,6 +54,8 @@ pub(crate) struct Counter {
     pub(crate) normal_ceiling: u64,
     /// The ceiling in reduced-rate mode (25 % of the limit, never above `normal_ceiling`).
     pub(crate) reduced_ceiling: u64,
+    /// Below this lease, ask for the next block ahead of need (0 in the default mode).
+    pub(crate) lease_low: u64,
     /// The current window.
     pub(crate) window: Window,
     /// The critical threshold was reached in this window (so the next crossing does not
@@ -102,6 +108,11 @@ pub struct QuotaState {
     /// Names this state in the reservations it hands out, so a refund of another tracker's
     /// reservation is refused.
     pub(crate) owner: u64,
+    /// Per service, the lease requests out and whether the outage allowance was used.
+    pub(crate) leases: Box<[LeaseBook]>,
+    /// Lease calls owed back to the store (remainders of ended windows, a stop's), sent
+    /// with the next sync.
+    pub(crate) returns: Vec<LeaseReturn>,
 }
 
 /// Numbers states for [`QuotaState::owner`].
@@ -130,17 +141,21 @@ impl QuotaState {
                     used: 0,
                     pending: 0,
                     today: 0,
+                    lease: lease::initial_lease(&config),
                     limit: s.limit(),
                     critical_at: critical_at(s.limit()),
                     ceiling,
                     normal_ceiling: ceiling,
                     reduced_ceiling: ceiling.min(ceiling_at(s.limit(), REDUCED_PERCENT)),
+                    lease_low: lease::low_water(&config, ceiling),
                     window,
                     critical_seen: false,
                 }
             })
             .collect();
         Self {
+            leases: vec![LeaseBook::default(); config.len()].into_boxed_slice(),
+            returns: Vec::new(),
             config,
             day: now.day(),
             counters,
@@ -179,6 +194,7 @@ impl QuotaState {
     pub fn roll_to(&mut self, now: Timestamp) -> bool {
         let new_day = now.day() > self.day;
         let mut rolled = new_day;
+        let bounded = self.config.lease_policy().is_some();
         for (service, counter) in self.counters.iter_mut().enumerate() {
             if now.0 < counter.next_roll && !new_day {
                 continue;
@@ -195,6 +211,14 @@ impl QuotaState {
             );
             counter.pending = 0;
             if now >= counter.window.end() {
+                if bounded {
+                    lease::close(
+                        &mut self.returns,
+                        service,
+                        counter,
+                        &mut self.leases[service],
+                    );
+                }
                 counter.window = Window::containing(counter.window.period(), now);
                 counter.used = 0;
                 counter.critical_seen = false;
@@ -398,7 +422,9 @@ impl QuotaState {
 
     /// Whether any bucket has deltas waiting for a sync.
     pub fn has_pending(&self) -> bool {
-        !self.carried.is_empty() || self.counters.iter().any(|c| c.pending != 0)
+        !self.carried.is_empty()
+            || !self.returns.is_empty()
+            || self.counters.iter().any(|c| c.pending != 0)
     }
 
     /// Every pending bucket: the closed ones and each service's current one.
@@ -422,6 +448,7 @@ impl QuotaState {
     pub fn take_pending(&mut self) -> Pending {
         let pending = self.unsynced();
         self.carried.clear();
+        self.returns.clear();
         for counter in self.counters.iter_mut() {
             counter.pending = 0;
         }
@@ -434,6 +461,7 @@ impl QuotaState {
         Pending {
             days: pending::days_of(&buckets, self.counters.len()),
             windows: pending::windows_of(&buckets),
+            returns: self.returns.clone(),
         }
     }
 
@@ -832,6 +860,7 @@ mod tests {
                 window: month,
                 delta: 1,
             }],
+            returns: Vec::new(),
         };
         assert!(s.merge_stored(&stored, &doubt));
         assert_eq!(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::batch::{StoredDay, StoredWindow, SyncBatch, SyncOutcome, WindowKey};
 use crate::day::UtcDay;
+use crate::lease::LeaseRequest;
 use crate::sync::{Backend, DefaultBackend, Lock, assert_cache_lock_not_held};
 
 /// How a store operation failed, which decides what happens to the deltas.
@@ -63,9 +64,25 @@ pub trait Store: Send + Sync {
     /// The counts of these windows; a window with no item yet is left out.
     fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError>;
 
-    /// Adds the batch's deltas. Returns the counters of the batch's latest day after the
-    /// write, with the windows it wrote, when the store can tell them without another read.
+    /// Adds the batch's deltas (and takes its lease returns back). Returns the counters of
+    /// the batch's latest day after the write, with the windows it wrote, when the store
+    /// can tell them without another read.
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError>;
+
+    /// Grants up to `request.want` calls of the request's window, never taking what the
+    /// window has granted in all past `request.ceiling` (one conditional write: the bounded
+    /// mode's guarantee rests on it). Returns the calls granted: fewer than asked when the
+    /// ceiling is near, 0 when it is reached. A store without leases refuses.
+    fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        Err(StoreError::new(
+            StoreErrorKind::Rejected,
+            "grant",
+            format!(
+                "this store does not grant leases (asked for {} of {})",
+                request.want, request.key.service
+            ),
+        ))
+    }
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -78,6 +95,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         (**self).apply_batch(batch)
     }
+    fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        (**self).grant_lease(request)
+    }
 }
 
 /// Failures a [`MemoryStore`] injects, counted down one per operation.
@@ -89,6 +109,8 @@ pub struct Faults {
     pub lose_acks: u32,
     /// The next N reads fail.
     pub fail_reads: u32,
+    /// The next N lease grants fail without granting.
+    pub fail_grants: u32,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +118,9 @@ struct MemoryData {
     days: BTreeMap<UtcDay, BTreeMap<String, u64>>,
     totals: BTreeMap<UtcDay, u64>,
     windows: HashMap<WindowKey, u64>,
+    /// Calls granted per window by leases, minus calls returned.
+    granted: HashMap<WindowKey, u64>,
+    grants: u64,
     /// Highest batch sequence applied per instance: a retry at or below it is a duplicate.
     applied: HashMap<Arc<str>, u64>,
     faults: Faults,
@@ -170,6 +195,20 @@ impl<B: Backend> MemoryStore<B> {
         self.data.lock().totals.get(&day).copied().unwrap_or(0)
     }
 
+    /// Calls of `service` in `window` granted by leases and not returned.
+    pub fn granted(&self, service: &str, window: crate::window::Window) -> u64 {
+        let key = WindowKey {
+            service: service.to_owned(),
+            window,
+        };
+        self.data.lock().granted.get(&key).copied().unwrap_or(0)
+    }
+
+    /// Lease grants answered (refused ones included, failed ones not).
+    pub fn grants(&self) -> u64 {
+        self.data.lock().grants
+    }
+
     /// Writes that changed the store.
     pub fn writes(&self) -> u64 {
         self.data.lock().writes
@@ -227,6 +266,25 @@ impl<B: Backend> Store for MemoryStore<B> {
             *n = n.saturating_sub(1);
         }
         result
+    }
+
+    fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        assert_cache_lock_not_held::<B>("MemoryStore::grant_lease");
+        let mut data = self.data.lock();
+        if data.faults.fail_grants > 0 {
+            data.faults.fail_grants -= 1;
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "grant",
+                "injected grant failure",
+            ));
+        }
+        data.grants += 1;
+        let granted = data.granted.entry(request.key.clone()).or_default();
+        // The conditional write: never past the ceiling.
+        let grant = request.want.min(request.ceiling.saturating_sub(*granted));
+        *granted += grant;
+        Ok(grant)
     }
 }
 
@@ -292,6 +350,22 @@ impl<B: Backend> MemoryStore<B> {
                 };
                 let counter = data.windows.entry(key).or_default();
                 *counter = counter.saturating_add_signed(delta);
+            }
+            for (service, window, count) in batch.named_returns() {
+                let key = WindowKey {
+                    service: service.to_owned(),
+                    window,
+                };
+                let granted = data.granted.entry(key).or_default();
+                // Where invariants are checked, a return of calls never granted is a bug.
+                assert!(
+                    *granted >= count || B::cache_locks_held().is_none(),
+                    "invariant violated: batch {} of {} returns {count} calls of {service} \
+                     in {window}, of {granted} granted",
+                    batch.seq,
+                    batch.instance
+                );
+                *granted = granted.saturating_sub(count);
             }
             data.applied.insert(Arc::clone(&batch.instance), batch.seq);
             data.writes += 1;

@@ -1,6 +1,6 @@
 //! A tracker wired to a blocking store: records, and syncs when due, outside the lock.
 
-use crate::admission::Reservation;
+use crate::admission::{Refusal, Reservation};
 use crate::batch::{StoredDay, SyncBatch, SyncOutcome};
 use crate::config::ServiceId;
 use crate::error::QuotaError;
@@ -72,8 +72,19 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
     /// Admits `count` calls if they keep the service at or under its ceiling, deciding and
     /// recording in one critical section ([`Tracker::admit`]), then syncs or reloads if one
     /// is due, after the lock is released.
+    ///
+    /// In the bounded mode ([`crate::lease`]) a refusal for want of a lease asks the store
+    /// for a block and decides again, once; a lease running low asks for the next block
+    /// ahead of need. Either way the store is asked after the lock is released.
     pub fn admit(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
-        let admission = self.tracker.admit(service, count)?;
+        let mut admission = self.tracker.admit(service, count)?;
+        if admission.refusal == Some(Refusal::NoLease) {
+            self.refill(service);
+            admission = self.tracker.admit(service, count)?;
+        }
+        if admission.lease_due {
+            self.refill(service);
+        }
         self.run_due(admission.sync_due, admission.reload_due);
         Ok(admission)
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::admission::Reservation;
+use crate::admission::{Refusal, Reservation};
 use crate::batch::{DayDeltas, Pending, StoredDay, SyncBatch, SyncOutcome, WindowDelta, WindowKey};
 use crate::clock::{Clock, Timestamp};
 use crate::config::{QuotaConfig, ServiceId};
@@ -93,12 +93,17 @@ pub struct Admission {
     pub reservation: Option<Reservation>,
     /// The service's usage right after the decision, from the same critical section.
     pub usage: Usage,
+    /// Why not, when refused.
+    pub refusal: Option<Refusal>,
     /// The admitted calls took the service to 80 % for the first time in its window.
     pub crossed_critical: bool,
     /// A sync should run now; run it after this returns, never under the lock.
     pub sync_due: bool,
     /// The store should be re-read.
     pub reload_due: bool,
+    /// Bounded mode: the lease is running low; ask for the next block
+    /// ([`Tracker::begin_lease`]) after this returns, never under the lock.
+    pub lease_due: bool,
 }
 
 impl Admission {
@@ -182,6 +187,7 @@ impl SyncBook {
             config: Arc::clone(config),
             days: pending.days,
             windows: pending.windows,
+            returns: pending.returns,
         }
     }
 }
@@ -202,9 +208,9 @@ pub(crate) struct Cache {
 /// [`Tracker::finish_sync`]. [`crate::SyncedTracker`] does that dance for a blocking store.
 pub struct Tracker<B: Backend = DefaultBackend> {
     config: Arc<QuotaConfig>,
-    clock: Arc<dyn Clock>,
-    options: TrackerOptions,
-    cache: CacheLock<B, Cache>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) options: TrackerOptions,
+    pub(crate) cache: CacheLock<B, Cache>,
 }
 
 impl Tracker<DefaultBackend> {
@@ -300,14 +306,16 @@ impl<B: Backend> Tracker<B> {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
         let Some(recorded) = cache.state.try_admit(service, count, now)? else {
-            let refused = cache.state.refused(service);
+            let refused = cache.state.refused(service, count);
             let reload_due = cache.reload_due(now, &self.options);
             return Ok(Admission {
                 reservation: None,
                 usage: refused.usage,
+                refusal: refused.refusal,
                 crossed_critical: false,
                 sync_due: false,
                 reload_due,
+                lease_due: false,
             });
         };
         if recorded.crossed_critical {
@@ -316,6 +324,7 @@ impl<B: Backend> Tracker<B> {
         let reservation = cache.state.reservation(service, count);
         let sync_due = cache.sync_due(now, &self.options);
         let reload_due = cache.reload_due(now, &self.options);
+        let lease_due = cache.state.lease_low(service);
         drop(cache);
         if recorded.crossed_critical {
             self.warn_crossed(&recorded.usage);
@@ -323,9 +332,11 @@ impl<B: Backend> Tracker<B> {
         Ok(Admission {
             reservation: Some(reservation),
             usage: recorded.usage,
+            refusal: None,
             crossed_critical: recorded.crossed_critical,
             sync_due,
             reload_due,
+            lease_due,
         })
     }
 
@@ -504,6 +515,7 @@ impl<B: Backend> Tracker<B> {
             SyncOutcome::Failed => {
                 book.in_doubt = None;
                 state.restore_pending(&batch.days, &batch.windows);
+                state.restore_returns(&batch.returns);
             }
             SyncOutcome::Unknown => book.in_doubt = Some(batch),
         }

@@ -305,9 +305,11 @@ impl<B: Backend> Tracker<B> {
             return Ok(Admission {
                 reservation: None,
                 usage,
+                refusal: Some(crate::admission::Refusal::Ceiling),
                 crossed_critical: false,
                 sync_due: false,
                 reload_due: false,
+                lease_due: false,
             });
         }
         call();
@@ -321,9 +323,11 @@ impl<B: Backend> Tracker<B> {
         Ok(Admission {
             reservation: Some(Reservation::new(service, count, day, window, owner)),
             usage: recorded.usage,
+            refusal: None,
             crossed_critical: recorded.crossed_critical,
             sync_due: false,
             reload_due: false,
+            lease_due: false,
         })
     }
 
@@ -440,6 +444,7 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
             let pending = crate::batch::Pending {
                 days: vec![crate::batch::DayDeltas { day, deltas }],
                 windows,
+                returns: Vec::new(),
             };
             let batch = tracker.with_cache(|cache| cache.book.new_batch(instance, config, pending));
             step(format_args!("miss: adds {count} to the store"));

@@ -169,6 +169,7 @@ fn a_batch_that_would_take_a_stored_counter_below_zero_is_refused() {
             deltas: vec![0, 0, -1],
         }],
         windows: Vec::new(),
+        returns: Vec::new(),
     };
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.apply_batch(&batch)));

@@ -25,6 +25,7 @@ fn batch(instance: &str, seq: u64, deltas: Vec<i64>) -> SyncBatch {
         config: Arc::new(QuotaConfig::default()),
         days: vec![DayDeltas { day: day(), deltas }],
         windows: Vec::new(),
+        returns: Vec::new(),
     }
 }
 

@@ -1,0 +1,412 @@
+//! Bounded admission: an instance admits only calls covered by a lease the store granted,
+//! and the store never grants past the ceiling, so a fleet of instances sharing one store
+//! admits at most the ceiling per service and window, together (design invariant 10).
+//!
+//! A lease is a block of calls of one service's current window. The store keeps, per
+//! window, how many calls it granted, and grants a block only with a conditional write that
+//! cannot take that past the ceiling ([`Store::grant_lease`](crate::Store::grant_lease)).
+//! Under the cache lock an instance admits from its block (one comparison and one
+//! subtraction more than the default mode); it asks for the next block outside the lock,
+//! when the block runs low or out. What is left of a block goes back to the store when the
+//! window ends or the instance stops, riding on a sync batch (so a retried batch gives it
+//! back once): at a quiet point, granted − returned == used, per service and window.
+//!
+//! Per instance and window: admitted − refunded + lease left + returned == granted to it.
+//! Summed over the fleet, admitted − refunded ≤ granted ≤ ceiling. A grant whose outcome is
+//! unknown counts as not granted: the calls it may have granted are stranded for the
+//! window (fewer admitted, never more).
+
+use std::sync::Arc;
+
+use crate::batch::WindowKey;
+use crate::config::{QuotaConfig, ServiceId};
+use crate::error::ConfigError;
+use crate::state::{Counter, QuotaState};
+use crate::store::{Store, StoreError};
+use crate::sync::Backend;
+use crate::synced::{SyncReport, SyncedTracker};
+use crate::tracker::Tracker;
+use crate::window::Window;
+
+/// How an instance admits when the store cannot grant a lease (unreachable, throttled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOutage {
+    /// Refuse what the leases held do not cover: the fleet stays at or under the ceiling.
+    /// The default.
+    Closed,
+    /// After a failed grant, admit up to `allowance` calls of the window without a lease,
+    /// once per window and instance, with a warning: across N instances the window's
+    /// admissions stay at or under `ceiling + N × allowance`.
+    Open {
+        /// Calls an instance may admit per window without a lease.
+        allowance: u64,
+    },
+}
+
+/// The bounded mode's settings: how large a block to ask for, and what to do in an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeasePolicy {
+    block_percent: u64,
+    outage: LeaseOutage,
+}
+
+impl LeasePolicy {
+    /// The default block: 5 % of the ceiling (40 calls of a ceiling of 800).
+    pub const DEFAULT_BLOCK_PERCENT: u64 = 5;
+
+    /// Leases of `block_percent` of each service's ceiling (rounded up, at least one call),
+    /// failing closed. Refuses 0 and anything above 100.
+    pub fn new(block_percent: u64) -> Result<Self, ConfigError> {
+        if !(1..=100).contains(&block_percent) {
+            return Err(ConfigError::InvalidLeaseBlock {
+                percent: block_percent,
+            });
+        }
+        Ok(Self {
+            block_percent,
+            outage: LeaseOutage::Closed,
+        })
+    }
+
+    /// The same blocks, with `outage` deciding what happens when no lease can be granted.
+    pub fn with_outage(mut self, outage: LeaseOutage) -> Self {
+        self.outage = outage;
+        self
+    }
+
+    /// The block size, in percent of the ceiling.
+    pub fn block_percent(&self) -> u64 {
+        self.block_percent
+    }
+
+    /// What happens when the store cannot grant.
+    pub fn outage(&self) -> LeaseOutage {
+        self.outage
+    }
+
+    /// The block asked for at a time, for a window whose ceiling is `ceiling`.
+    pub fn block(&self, ceiling: u64) -> u64 {
+        crate::state::ceiling_at(ceiling, self.block_percent).max(1)
+    }
+}
+
+impl Default for LeasePolicy {
+    /// Blocks of 5 % of the ceiling, failing closed.
+    fn default() -> Self {
+        Self {
+            block_percent: Self::DEFAULT_BLOCK_PERCENT,
+            outage: LeaseOutage::Closed,
+        }
+    }
+}
+
+/// A request for a block of one service's window: hand it to
+/// [`Store::grant_lease`](crate::Store::grant_lease), then to
+/// [`Tracker::finish_lease`](crate::Tracker::finish_lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a lease request must be finished, or the service asks again only when it runs out"]
+pub struct LeaseRequest {
+    /// The instance asking (for logs; grants are not idempotent).
+    pub instance: Arc<str>,
+    /// The service.
+    pub service: ServiceId,
+    /// Its name and window: the store's lease item.
+    pub key: WindowKey,
+    /// How many calls to ask for.
+    pub want: u64,
+    /// The most the store may have granted for the window, in all: the service's ceiling.
+    pub ceiling: u64,
+}
+
+/// Calls of a lease given back to the store: the block's remainder at the window's end or
+/// at a stop, or a refund of calls admitted in a window that has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseReturn {
+    /// The service.
+    pub service: ServiceId,
+    /// The window the lease was granted for.
+    pub window: Window,
+    /// Calls given back.
+    pub count: u64,
+}
+
+/// How a lease request ended, as the tracker took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseReport {
+    /// The store granted this many calls (0: the window's ceiling is all granted).
+    Granted(u64),
+    /// Granted for a window that ended while the request was out: given back with the
+    /// next sync.
+    Expired(u64),
+    /// The grant failed; `allowance` calls were opened without a lease
+    /// ([`LeaseOutage::Open`]), 0 when failing closed.
+    Failed {
+        /// Calls admitted without a lease from now on in this window.
+        allowance: u64,
+    },
+    /// The tracker is not in the bounded mode: nothing to ask for.
+    NotBounded,
+}
+
+/// What the state keeps of each service's lease, beside the hot counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LeaseBook {
+    /// Requests out for this service.
+    pub(crate) asked: u32,
+    /// The outage allowance of the current window was used.
+    pub(crate) opened: bool,
+    /// Calls of the lease the store never granted (the outage allowance): not given back.
+    pub(crate) unleased: u64,
+}
+
+/// Empties a lease: what of it the store granted (the allowance counts as spent first, so
+/// a return never exceeds a grant).
+fn drain(counter: &mut Counter, book: &mut LeaseBook) -> u64 {
+    let left = std::mem::take(&mut counter.lease);
+    let unleased = std::mem::take(&mut book.unleased);
+    left.saturating_sub(unleased)
+}
+
+/// The lease a service starts a window with: none when bounded, no limit otherwise (so the
+/// admission check is the same comparison in both modes).
+pub(crate) fn initial_lease(config: &QuotaConfig) -> u64 {
+    if config.lease_policy().is_some() {
+        0
+    } else {
+        u64::MAX
+    }
+}
+
+/// Below this many calls left, a bounded service asks for its next block ahead of need;
+/// never in the default mode.
+pub(crate) fn low_water(config: &QuotaConfig, ceiling: u64) -> u64 {
+    config
+        .lease_policy()
+        .map_or(0, |policy| policy.block(ceiling).div_ceil(2))
+}
+
+/// Closes a lease at the end of its window (the roll calls it in the bounded mode): the
+/// remainder goes to `returns`, the next window starts with none.
+pub(crate) fn close(
+    returns: &mut Vec<LeaseReturn>,
+    service: usize,
+    counter: &mut Counter,
+    book: &mut LeaseBook,
+) {
+    let left = drain(counter, book);
+    book.opened = false;
+    give_back(returns, ServiceId(service), counter.window, left);
+}
+
+/// Adds `count` calls of `window` to what the next sync gives back.
+fn give_back(returns: &mut Vec<LeaseReturn>, service: ServiceId, window: Window, count: u64) {
+    if count == 0 {
+        return;
+    }
+    match returns
+        .iter_mut()
+        .find(|r| r.service == service && r.window == window)
+    {
+        Some(r) => r.count = r.count.saturating_add(count),
+        None => returns.push(LeaseReturn {
+            service,
+            window,
+            count,
+        }),
+    }
+}
+
+impl QuotaState {
+    /// Calls `service` may still admit from its lease in the current window (`u64::MAX` in
+    /// the default mode).
+    pub fn lease_left(&self, service: ServiceId) -> u64 {
+        self.counters.get(service.0).map_or(0, |c| c.lease)
+    }
+
+    /// A request for the next block of `service`'s current window, or `None` in the default
+    /// mode. Counts the request as out.
+    pub(crate) fn lease_request(
+        &mut self,
+        service: ServiceId,
+        instance: &Arc<str>,
+    ) -> Option<LeaseRequest> {
+        let policy = self.config().lease_policy()?;
+        let counter = self.counters.get(service.0)?;
+        let ceiling = counter.normal_ceiling;
+        let request = LeaseRequest {
+            instance: Arc::clone(instance),
+            service,
+            key: WindowKey {
+                service: self.config().services()[service.0].name().to_owned(),
+                window: counter.window,
+            },
+            want: policy.block(ceiling),
+            ceiling,
+        };
+        self.leases[service.0].asked += 1;
+        Some(request)
+    }
+
+    /// Takes what the store granted for `request`: into the lease when its window is still
+    /// the current one, into the returns otherwise.
+    pub(crate) fn lease_granted(&mut self, request: &LeaseRequest, granted: u64) -> LeaseReport {
+        let i = request.service.0;
+        self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
+        if request.key.window == self.counters[i].window {
+            let lease = &mut self.counters[i].lease;
+            *lease = lease.saturating_add(granted);
+            LeaseReport::Granted(granted)
+        } else {
+            give_back(
+                &mut self.returns,
+                request.service,
+                request.key.window,
+                granted,
+            );
+            LeaseReport::Expired(granted)
+        }
+    }
+
+    /// Notes that the store did not grant `request`: failing closed changes nothing;
+    /// failing open opens the window's allowance, once.
+    pub(crate) fn lease_failed(&mut self, request: &LeaseRequest) -> LeaseReport {
+        let i = request.service.0;
+        self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
+        let outage = self.config().lease_policy().map(|p| p.outage());
+        let current = request.key.window == self.counters[i].window;
+        match outage {
+            Some(LeaseOutage::Open { allowance }) if current && !self.leases[i].opened => {
+                self.leases[i].opened = true;
+                self.leases[i].unleased = allowance;
+                let lease = &mut self.counters[i].lease;
+                *lease = lease.saturating_add(allowance);
+                LeaseReport::Failed { allowance }
+            }
+            _ => LeaseReport::Failed { allowance: 0 },
+        }
+    }
+
+    /// Gives every lease back (the instance is stopping): nothing is admitted after this
+    /// until a new block is granted.
+    pub(crate) fn release_leases(&mut self) {
+        if self.config().lease_policy().is_none() {
+            return;
+        }
+        for (i, counter) in self.counters.iter_mut().enumerate() {
+            let left = drain(counter, &mut self.leases[i]);
+            give_back(&mut self.returns, ServiceId(i), counter.window, left);
+        }
+    }
+
+    /// Refunded calls go back to the lease they came from: to the current block, or to the
+    /// store when their window has ended. Nothing in the default mode.
+    pub(crate) fn refund_lease(&mut self, service: ServiceId, window: Window, count: u64) {
+        if self.config().lease_policy().is_none() {
+            return;
+        }
+        if window == self.counters[service.0].window {
+            let lease = &mut self.counters[service.0].lease;
+            *lease = lease.saturating_add(count);
+        } else {
+            give_back(&mut self.returns, service, window, count);
+        }
+    }
+
+    /// Puts returns of a write that surely failed back, for the next sync.
+    pub(crate) fn restore_returns(&mut self, returns: &[LeaseReturn]) {
+        for r in returns {
+            give_back(&mut self.returns, r.service, r.window, r.count);
+        }
+    }
+
+    /// Whether a bounded service's lease is low enough to ask for the next block ahead of
+    /// need (and no request is out).
+    #[inline(always)]
+    pub(crate) fn lease_low(&self, service: ServiceId) -> bool {
+        let counter = &self.counters[service.0];
+        counter.lease < counter.lease_low && self.leases[service.0].asked == 0
+    }
+}
+
+impl<B: Backend> Tracker<B> {
+    /// A request for the next block of `service`'s current window, to grant outside the
+    /// lock; `None` in the default mode. Finish it with [`Tracker::finish_lease`].
+    pub fn begin_lease(&self, service: ServiceId) -> Option<LeaseRequest> {
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        cache.state.roll_to(now);
+        cache.state.lease_request(service, &self.options.instance)
+    }
+
+    /// Takes what the store answered to `request`: the calls granted, or the failure (a
+    /// grant in doubt counts as not granted; see [`crate::lease`]).
+    pub fn finish_lease(
+        &self,
+        request: &LeaseRequest,
+        answer: Result<u64, &StoreError>,
+    ) -> LeaseReport {
+        let now = self.clock.now();
+        let mut cache = self.cache.lock();
+        cache.state.roll_to(now);
+        let report = match answer {
+            Ok(granted) => cache.state.lease_granted(request, granted),
+            Err(_) => cache.state.lease_failed(request),
+        };
+        drop(cache);
+        if let (LeaseReport::Failed { allowance }, Err(error)) = (report, answer) {
+            warn_lease_failed(request, allowance, error);
+        }
+        report
+    }
+
+    /// Calls `service` may still admit from its lease (`u64::MAX` in the default mode).
+    pub fn lease_left(&self, service: ServiceId) -> u64 {
+        self.cache.lock().state.lease_left(service)
+    }
+
+    /// Gives every lease back with the next sync (the instance is stopping). Admission
+    /// after this asks the store for new blocks.
+    pub fn release_leases(&self) {
+        self.cache.lock().state.release_leases();
+    }
+}
+
+/// Logs a failed grant (outside the lock).
+#[cold]
+#[inline(never)]
+fn warn_lease_failed(request: &LeaseRequest, allowance: u64, error: &StoreError) {
+    if allowance > 0 {
+        tracing::warn!(
+            %error,
+            service = %request.key.service,
+            allowance,
+            "lease not granted: failing open, admitting up to the outage allowance without one"
+        );
+    } else {
+        tracing::warn!(
+            %error,
+            service = %request.key.service,
+            "lease not granted: failing closed, refusing what the lease held does not cover"
+        );
+    }
+}
+
+impl<S: Store, B: Backend> SyncedTracker<S, B> {
+    /// Asks the store for the next block of `service`'s current window and takes the
+    /// answer; the cache lock is not held while the store decides.
+    pub fn refill(&self, service: ServiceId) -> LeaseReport {
+        let Some(request) = self.tracker().begin_lease(service) else {
+            return LeaseReport::NotBounded;
+        };
+        let answer = self.store().grant_lease(&request);
+        self.tracker()
+            .finish_lease(&request, answer.as_ref().copied())
+    }
+
+    /// Gives every lease back and syncs, so the store holds the returns (the instance is
+    /// stopping). In the default mode, just a sync.
+    pub fn release_leases(&self) -> SyncReport {
+        self.tracker().release_leases();
+        self.sync()
+    }
+}

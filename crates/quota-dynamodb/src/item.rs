@@ -74,6 +74,41 @@ pub(crate) fn window_stamps(now: Timestamp, window: Window) -> [(&'static str, A
     ]
 }
 
+/// `entity_type` of lease items.
+pub(crate) const LEASE_ENTITY: &str = "QUOTA_LEASE";
+/// A lease item's counter: calls granted for the window, minus calls given back.
+pub(crate) const LEASE_GRANTED: &str = "granted";
+
+/// The item key of `service`'s lease item for `window` (bounded mode):
+/// `LEASE#finnhub#2026-12-01T12:34`.
+pub(crate) fn lease_key(service: &str, window: Window) -> [(String, AttributeValue); 2] {
+    [
+        ("PK".to_owned(), AttributeValue::S(PK.to_owned())),
+        (
+            "SK".to_owned(),
+            AttributeValue::S(format!("LEASE#{service}#{window}")),
+        ),
+    ]
+}
+
+/// A lease item's stamps: as a window item's, with the lease entity type.
+pub(crate) fn lease_stamps(now: Timestamp, window: Window) -> [(&'static str, AttributeValue); 3] {
+    let [updated, ttl, _] = window_stamps(now, window);
+    [
+        updated,
+        ttl,
+        (ENTITY_TYPE, AttributeValue::S(LEASE_ENTITY.to_owned())),
+    ]
+}
+
+/// A lease item's granted count (0 when missing or not a count).
+pub(crate) fn granted(item: &HashMap<String, AttributeValue>) -> u64 {
+    item.get(LEASE_GRANTED)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// The count of a window item (0 when the counter is missing or not a count).
 pub(crate) fn stored_window(
     key: &WindowKey,

@@ -11,6 +11,10 @@
 //! stored one is lower. A retry of a write that already landed (a timeout after the server
 //! applied it) fails that condition and is recognised as a duplicate instead of adding twice.
 //!
+//! In the bounded mode each service and window also has a lease item
+//! (`SK = LEASE#<service>#<window>`, `granted`), granted only by a conditional write that
+//! cannot pass the ceiling (see the `lease` module).
+//!
 //! With the `zoo` cargo feature, [`zoo::StoreVariant`] re-introduces the original's store-level
 //! bugs (for the integration tests only).
 //!
@@ -19,6 +23,7 @@
 
 mod client;
 mod item;
+mod lease;
 mod qualify;
 mod store;
 #[cfg(feature = "zoo")]

@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::{
     ReturnValue, ScalarAttributeType, TableStatus,
 };
 use quota_tracker::{
-    Clock, DayDeltas, Store, StoreError, StoreErrorKind, StoredDay, StoredWindow, SyncBatch,
-    UtcDay, Window, WindowKey,
+    Clock, DayDeltas, LeaseRequest, Store, StoreError, StoreErrorKind, StoredDay, StoredWindow,
+    SyncBatch, UtcDay, Window, WindowKey,
 };
 
 use crate::client::{DynamoConfig, connect};
@@ -44,7 +44,7 @@ impl Default for RetryPolicy {
 }
 
 /// What a failed request means.
-enum Failure {
+pub(crate) enum Failure {
     /// The condition failed: this batch already landed on this item.
     Duplicate,
     /// Worth retrying; `maybe_sent` if the server may have applied it.
@@ -53,7 +53,10 @@ enum Failure {
     Rejected(String),
 }
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+pub(crate) fn classify<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     error: &SdkError<E, R>,
     table: &str,
 ) -> Failure {
@@ -120,7 +123,7 @@ pub struct DynamoStore {
     pub(crate) client: Client,
     pub(crate) table: String,
     pub(crate) clock: Arc<dyn Clock>,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     #[cfg(feature = "zoo")]
     variant: crate::zoo::StoreVariant,
     #[cfg(feature = "zoo")]
@@ -289,7 +292,10 @@ impl DynamoStore {
     }
 
     /// One consistent `GetItem`, retried on transient errors.
-    async fn get(&self, key: [(String, AttributeValue); 2]) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn get(
+        &self,
+        key: [(String, AttributeValue); 2],
+    ) -> Result<Option<Item>, StoreError> {
         let mut seed = self.clock.now().0 as u64 | 1;
         let mut last = None;
         for attempt in 0..self.retry.attempts.max(1) {
@@ -321,7 +327,7 @@ impl DynamoStore {
         ))
     }
 
-    fn backoff(&self, attempt: u32, seed: &mut u64) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32, seed: &mut u64) -> Duration {
         let exponential = self
             .retry
             .base_delay
@@ -382,6 +388,12 @@ impl DynamoStore {
                     any_landed = true;
                     windows.extend(stored);
                 }
+                Err(error) => return Err(in_doubt(error, any_landed)),
+            }
+        }
+        for (service, window, count) in batch.named_returns() {
+            match self.apply_return(batch, service, window, count).await {
+                Ok(()) => any_landed = true,
                 Err(error) => return Err(in_doubt(error, any_landed)),
             }
         }
@@ -493,7 +505,7 @@ impl DynamoStore {
     /// One conditional `UpdateItem` of `key` for `batch`, retried on throttling and
     /// transient errors. `Ok(None)` when the item already holds this batch (a retry of a
     /// write that landed); the item after the write otherwise.
-    async fn update(
+    pub(crate) async fn update(
         &self,
         batch: &SyncBatch,
         key: [(String, AttributeValue); 2],
@@ -565,7 +577,7 @@ impl DynamoStore {
 
 /// Adds the `SET` clauses of an item's stamps: `updated_at` on every write, the TTL and the
 /// entity type once, when the item is created.
-fn set_stamps(
+pub(crate) fn set_stamps(
     stamps: [(&'static str, AttributeValue); 3],
     names: &mut HashMap<String, String>,
     values: &mut HashMap<String, AttributeValue>,
@@ -583,13 +595,13 @@ fn set_stamps(
 }
 
 /// An item as the SDK returns it.
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// An update expression with its names and values, before the sequence condition's.
-struct Update {
-    expression: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+pub(crate) struct Update {
+    pub(crate) expression: String,
+    pub(crate) names: HashMap<String, String>,
+    pub(crate) values: HashMap<String, AttributeValue>,
 }
 
 /// [`DynamoStore`] behind the blocking [`Store`] trait, with a runtime of its own.
@@ -637,6 +649,11 @@ impl BlockingDynamoStore {
         &self.store
     }
 
+    /// Calls of `service`'s lease for `window` granted and not given back.
+    pub fn granted(&self, service: &str, window: Window) -> Result<u64, StoreError> {
+        self.runtime.block_on(self.store.granted(service, window))
+    }
+
     /// Creates the table if it is missing (see [`DynamoStore::create_table_if_missing`]).
     pub fn create_table_if_missing(&self) -> Result<(), StoreError> {
         self.runtime.block_on(self.store.create_table_if_missing())
@@ -654,5 +671,9 @@ impl Store for BlockingDynamoStore {
 
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         self.runtime.block_on(self.store.apply(batch))
+    }
+
+    fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        self.runtime.block_on(self.store.grant_lease(request))
     }
 }

@@ -77,13 +77,25 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
     /// for a block and decides again, once; a lease running low asks for the next block
     /// ahead of need. Either way the store is asked after the lock is released.
     pub fn admit(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
+        self.admit_with(service, count, |service| {
+            self.refill(service);
+        })
+    }
+
+    /// [`SyncedTracker::admit`], asking for blocks with `refill`.
+    pub(crate) fn admit_with(
+        &self,
+        service: ServiceId,
+        count: u64,
+        refill: impl Fn(ServiceId),
+    ) -> Result<Admission, QuotaError> {
         let mut admission = self.tracker.admit(service, count)?;
         if admission.refusal == Some(Refusal::NoLease) {
-            self.refill(service);
+            refill(service);
             admission = self.tracker.admit(service, count)?;
         }
         if admission.lease_due {
-            self.refill(service);
+            refill(service);
         }
         self.run_due(admission.sync_due, admission.reload_due);
         Ok(admission)

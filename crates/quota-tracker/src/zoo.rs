@@ -59,6 +59,15 @@ pub enum Variant {
     /// provider call, then `record_call` in another. Every caller that checked before the
     /// first one recorded is admitted: the `split-lock` shape one level up.
     CheckThenAct,
+    /// Bounded mode: a lease granted without the store's condition (the instance asks with
+    /// no ceiling), so instances together are granted, and admit, past the ceiling.
+    LeaseWithoutCondition,
+    /// Bounded mode: the next block is asked for while the cache lock is held, so every
+    /// caller of the instance waits for the store.
+    LeaseUnderLock,
+    /// Bounded mode: a stop drops what is left of its leases instead of giving it back, so
+    /// the window's calls stay granted to an instance that is gone.
+    LeaseKeptOnStop,
 }
 
 /// The operation a variant changes.
@@ -74,6 +83,8 @@ pub enum Operation {
     Reload,
     /// `admit`: check the quota and record the call.
     Admit,
+    /// The bounded mode's leases: granting, refilling, giving back.
+    Lease,
 }
 
 impl Variant {
@@ -90,6 +101,9 @@ impl Variant {
         Variant::DoubleCountOnMiss,
         Variant::ResetOnLoadFailure,
         Variant::CheckThenAct,
+        Variant::LeaseWithoutCondition,
+        Variant::LeaseUnderLock,
+        Variant::LeaseKeptOnStop,
     ];
 
     /// The id used on the command line and in reports.
@@ -106,6 +120,9 @@ impl Variant {
             Variant::DoubleCountOnMiss => "double-count-on-miss",
             Variant::ResetOnLoadFailure => "reset-on-load-failure",
             Variant::CheckThenAct => "check-then-act",
+            Variant::LeaseWithoutCondition => "lease-without-condition",
+            Variant::LeaseUnderLock => "lease-under-lock",
+            Variant::LeaseKeptOnStop => "lease-kept-on-stop",
         }
     }
 
@@ -123,6 +140,9 @@ impl Variant {
             Variant::DoubleCountOnMiss => "a miss adds to the store, reloads, then records again",
             Variant::ResetOnLoadFailure => "a failed read installs an empty, loaded tracker",
             Variant::CheckThenAct => "can_call, then the provider call, then record_call",
+            Variant::LeaseWithoutCondition => "leases granted without the ceiling's condition",
+            Variant::LeaseUnderLock => "the next lease asked for under the cache lock",
+            Variant::LeaseKeptOnStop => "a stop drops its leases instead of giving them back",
         }
     }
 
@@ -140,6 +160,9 @@ impl Variant {
             }
             Variant::ResetOnLoadFailure => Operation::Reload,
             Variant::CheckThenAct => Operation::Admit,
+            Variant::LeaseWithoutCondition | Variant::LeaseUnderLock | Variant::LeaseKeptOnStop => {
+                Operation::Lease
+            }
         }
     }
 
@@ -405,6 +428,71 @@ impl<B: Backend> Tracker<B> {
 }
 
 impl<S: Store, B: Backend> SyncedTracker<S, B> {
+    /// Admits like `variant` in the bounded mode: the lease variants refill their own way
+    /// ([`SyncedTracker::refill_as`]); every other variant admits as [`SyncedTracker::admit`].
+    pub fn admit_as(
+        &self,
+        variant: Variant,
+        service: ServiceId,
+        count: u64,
+    ) -> Result<Admission, QuotaError> {
+        self.admit_with(service, count, |service| {
+            self.refill_as(variant, service);
+        })
+    }
+
+    /// Asks for the next block of `service`'s window the way `variant` does.
+    pub fn refill_as(&self, variant: Variant, service: ServiceId) -> crate::lease::LeaseReport {
+        match variant {
+            Variant::LeaseWithoutCondition => {
+                let Some(request) = self.tracker().begin_lease(service) else {
+                    return crate::lease::LeaseReport::NotBounded;
+                };
+                let unbounded = crate::lease::LeaseRequest {
+                    ceiling: u64::MAX,
+                    ..request.clone()
+                };
+                step(format_args!(
+                    "grant: {} asked with no ceiling",
+                    request.want
+                ));
+                let answer = self.store().grant_lease(&unbounded);
+                self.tracker()
+                    .finish_lease(&request, answer.as_ref().copied())
+            }
+            Variant::LeaseUnderLock => {
+                let instance = std::sync::Arc::clone(&self.tracker().options.instance);
+                self.tracker().with_state(|state| {
+                    let Some(request) = state.lease_request(service, &instance) else {
+                        return crate::lease::LeaseReport::NotBounded;
+                    };
+                    step(format_args!("grant: asked with the cache lock held"));
+                    match self.store().grant_lease(&request) {
+                        Ok(granted) => state.lease_granted(&request, granted),
+                        Err(_) => state.lease_failed(&request),
+                    }
+                })
+            }
+            _ => self.refill(service),
+        }
+    }
+
+    /// Stops the way `variant` does: [`Variant::LeaseKeptOnStop`] drops its leases (they
+    /// are never given back), every other variant gives them back
+    /// ([`SyncedTracker::release_leases`]). Either way, a last sync.
+    pub fn release_leases_as(&self, variant: Variant) -> SyncReport {
+        if variant != Variant::LeaseKeptOnStop {
+            return self.release_leases();
+        }
+        self.tracker().with_state(|state| {
+            for counter in state.counters.iter_mut() {
+                counter.lease = 0;
+            }
+        });
+        step(format_args!("stop: leases dropped"));
+        self.sync()
+    }
+
     /// Records like `variant`: [`Variant::DoubleCountOnMiss`] here, the record variants of
     /// [`Tracker::record_call_as`] otherwise (without syncing).
     pub fn record_call_as(

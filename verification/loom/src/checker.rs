@@ -50,6 +50,8 @@ pub enum Reason {
     TornSnapshot,
     /// Admission let `used` pass the ceiling.
     OverCeiling,
+    /// Lease calls stayed granted after every instance stopped.
+    LeaseNotReturned,
 }
 
 impl Reason {
@@ -65,6 +67,7 @@ impl Reason {
             Reason::TornRead => "torn read",
             Reason::TornSnapshot => "torn snapshot",
             Reason::OverCeiling => "admitted past the ceiling",
+            Reason::LeaseNotReturned => "lease not returned",
         }
     }
 }

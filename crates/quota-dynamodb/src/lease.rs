@@ -1,0 +1,166 @@
+//! Leases in DynamoDB: a grant is one conditional `UpdateItem` that cannot take a window's
+//! `granted` past the ceiling, so the bounded mode's bound holds whatever the instances do
+//! at the same time.
+//!
+//! The lease item of a service and window (`SK = LEASE#<service>#<window>`) holds `granted`:
+//! calls granted minus calls given back. A grant `ADD`s the block under the condition
+//! `granted <= ceiling - want` (or no item yet). When the condition fails, a consistent read
+//! tells what is left, and the grant is tried again for that much, under the same kind of
+//! condition; 0 when nothing is left. Returns ride on sync batches (`ADD` of a negative
+//! count, under the batch's sequence condition, so a retried batch gives back once).
+//!
+//! A grant is not idempotent: a timeout after the write landed leaves its calls granted to
+//! nobody (stranded for the window, never admitted), reported as
+//! [`StoreErrorKind::OutcomeUnknown`].
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use quota_tracker::{LeaseRequest, StoreError, StoreErrorKind, SyncBatch, Window};
+
+use crate::item::{LEASE_GRANTED, granted, lease_key, lease_stamps, number};
+use crate::store::{DynamoStore, Failure, Update, classify, set_stamps};
+
+/// Conditional grants tried before giving up when other instances keep taking what is
+/// left in between.
+const GRANT_ROUNDS: u32 = 8;
+
+/// What keeps a grant under the ceiling: `granted + want <= ceiling`, written without an
+/// addition DynamoDB's conditions do not have.
+const GRANT_CONDITION: &str = "attribute_not_exists(#granted) OR #granted <= :room";
+
+impl DynamoStore {
+    /// Grants up to `request.want` calls of the request's window, never taking the window's
+    /// `granted` past `request.ceiling`. Returns the calls granted (0: all granted already).
+    pub async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        let key = lease_key(&request.key.service, request.key.window);
+        let mut want = request.want.min(request.ceiling);
+        for _ in 0..GRANT_ROUNDS {
+            if want == 0 {
+                return Ok(0);
+            }
+            match self.try_grant(request, want).await? {
+                Some(granted) => return Ok(granted),
+                None => {
+                    // Someone else's grant came first: see what is left.
+                    let item = self.get(key.clone()).await?.unwrap_or_default();
+                    want = want.min(request.ceiling.saturating_sub(granted(&item)));
+                }
+            }
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "grant",
+            format!(
+                "{} grants of {} in {} lost the race {GRANT_ROUNDS} times",
+                request.key.service, request.want, request.key.window
+            ),
+        ))
+    }
+
+    /// One conditional grant of `want`: `Some(want)` if it landed, `None` if the condition
+    /// failed (the window has less than `want` left).
+    async fn try_grant(
+        &self,
+        request: &LeaseRequest,
+        want: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let room = request.ceiling - want;
+        let mut names = HashMap::from([("#granted".to_owned(), LEASE_GRANTED.to_owned())]);
+        let mut values = HashMap::from([
+            (":want".to_owned(), number(want)),
+            (":room".to_owned(), number(room)),
+        ]);
+        let mut sets = Vec::new();
+        set_stamps(
+            lease_stamps(self.clock.now(), request.key.window),
+            &mut names,
+            &mut values,
+            &mut sets,
+        );
+        let mut seed = self.clock.now().0 as u64 | 1;
+        let mut maybe_sent = false;
+        let mut last = String::new();
+        for attempt in 0..self.retry.attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
+            }
+            let [pk, sk] = lease_key(&request.key.service, request.key.window);
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(pk.0, pk.1)
+                .key(sk.0, sk.1)
+                .update_expression(format!("ADD #granted :want SET {}", sets.join(", ")))
+                .condition_expression(GRANT_CONDITION)
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .return_values(ReturnValue::None)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Some(want)),
+                Err(error) => match classify(&error, &self.table) {
+                    Failure::Duplicate => return Ok(None),
+                    Failure::Transient {
+                        maybe_sent: sent,
+                        message,
+                    } => {
+                        maybe_sent |= sent;
+                        last = message;
+                    }
+                    Failure::Rejected(message) => {
+                        return Err(StoreError::new(StoreErrorKind::Rejected, "grant", message));
+                    }
+                },
+            }
+        }
+        let kind = if maybe_sent {
+            StoreErrorKind::OutcomeUnknown
+        } else {
+            StoreErrorKind::Unavailable
+        };
+        Err(StoreError::new(
+            kind,
+            "grant",
+            format!("gave up after {} attempts: {last}", self.retry.attempts),
+        ))
+    }
+
+    /// Gives `count` calls of `service`'s lease for `window` back, under the batch's
+    /// sequence condition.
+    pub(crate) async fn apply_return(
+        &self,
+        batch: &SyncBatch,
+        service: &str,
+        window: Window,
+        count: u64,
+    ) -> Result<(), StoreError> {
+        let mut names = HashMap::from([("#granted".to_owned(), LEASE_GRANTED.to_owned())]);
+        let mut values =
+            HashMap::from([(":back".to_owned(), AttributeValue::N(format!("-{count}")))]);
+        let mut sets = Vec::new();
+        set_stamps(
+            lease_stamps(self.clock.now(), window),
+            &mut names,
+            &mut values,
+            &mut sets,
+        );
+        let update = Update {
+            expression: format!("ADD #granted :back SET {}", sets.join(", ")),
+            names,
+            values,
+        };
+        self.update(batch, lease_key(service, window), update)
+            .await
+            .map(|_| ())
+    }
+
+    /// The calls of `service`'s lease for `window` granted and not given back (consistent
+    /// read; 0 without an item).
+    pub async fn granted(&self, service: &str, window: Window) -> Result<u64, StoreError> {
+        let item = self.get(lease_key(service, window)).await?;
+        Ok(item.as_ref().map_or(0, granted))
+    }
+}

@@ -1,0 +1,225 @@
+//! Admission across a fleet: 4 instances × 4 threads sharing one table of the real server,
+//! each thread admitting (and refunding one call in 8) until refused, 20 runs per mode.
+//!
+//! - Bounded mode (leases): the calls admitted and not refunded never pass the ceiling,
+//!   the table holds exactly admitted − refunded, and after every instance stopped, the
+//!   lease item holds exactly what was used (leftovers given back).
+//! - Default mode: each instance decides from its own view, as stale as its last sync or
+//!   reload; the fleet's admissions stay within the bound ARCHITECTURE.md states,
+//!   `C + Σ_{j≠i} m_j(D)` (at most `N × C`), with `m_j(D)` the most calls instance `j`
+//!   admitted in any span of `D = S + R + 2L`, measured in the run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use quota_dynamodb::BlockingDynamoStore;
+use quota_dynamodb_tests::Server;
+use quota_tracker::{
+    Clock, LeasePolicy, Period, QuotaConfig, ServiceConfig, Store, SyncedTracker, TickingClock,
+    Tracker, TrackerOptions, Window,
+};
+
+const SERVICE: &str = "sendgrid";
+const LIMIT: u64 = 1_000;
+/// The default ceiling, 80 % of the limit.
+const CEILING: u64 = 800;
+const INSTANCES: usize = 4;
+const THREADS: usize = 4;
+const RUNS: usize = 20;
+/// Sync and reload intervals of the default-mode runs.
+const INTERVAL_MS: i64 = 100;
+/// Between two admissions of one thread.
+const PACE: Duration = Duration::from_millis(2);
+
+type Instance = SyncedTracker<Arc<BlockingDynamoStore>>;
+
+fn config(bounded: bool) -> QuotaConfig {
+    let config = QuotaConfig::new(vec![
+        ServiceConfig::new(SERVICE, LIMIT as i64, Period::Day).expect("valid"),
+    ])
+    .expect("valid");
+    if bounded {
+        config.with_leases(LeasePolicy::default())
+    } else {
+        config
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Default)]
+struct Run {
+    admitted: u64,
+    refunded: u64,
+    stored: u64,
+    granted: u64,
+    /// Per instance, the instants of its admissions (not refunded), in ms since the start.
+    times: Vec<Vec<u64>>,
+    /// The longest single `admit` (it runs a due sync or reload inline): a bound on L.
+    slowest_ms: u64,
+}
+
+impl Run {
+    fn kept(&self) -> u64 {
+        self.admitted - self.refunded
+    }
+}
+
+fn run(server: &Server, bounded: bool, index: usize) -> Run {
+    let clock = TickingClock::start();
+    let mode = if bounded { "bounded" } else { "default" };
+    let store = Arc::new(server.store(&format!("fleet-{mode}-{index}"), clock.clone()));
+    let config = config(bounded);
+    let fleet: Vec<Arc<Instance>> = (0..INSTANCES)
+        .map(|i| {
+            let options = TrackerOptions {
+                instance: format!("{mode}-{index}-{i}").into(),
+                sync_interval_ms: INTERVAL_MS,
+                reload_interval_ms: INTERVAL_MS,
+            };
+            let clock: Arc<dyn Clock> = clock.clone();
+            let tracker = Tracker::with_options(config.clone(), clock, options);
+            Arc::new(SyncedTracker::new(tracker, Arc::clone(&store)))
+        })
+        .collect();
+    let start = Instant::now();
+    let (admitted, refunded, slowest) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let handles: Vec<_> = (0..INSTANCES * THREADS)
+        .map(|t| {
+            let instance = Arc::clone(&fleet[t / THREADS]);
+            let (admitted, refunded, slowest) = (
+                Arc::clone(&admitted),
+                Arc::clone(&refunded),
+                Arc::clone(&slowest),
+            );
+            std::thread::spawn(move || {
+                let id = instance.tracker().service(SERVICE).expect("configured");
+                let mut times = Vec::new();
+                let mut refusals = 0;
+                while refusals < 3 {
+                    let before = Instant::now();
+                    let admission = instance.admit(id, 1).expect("valid");
+                    slowest.fetch_max(before.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    match admission.reservation {
+                        Some(reservation) => {
+                            refusals = 0;
+                            let n = admitted.fetch_add(1, Ordering::Relaxed) + 1;
+                            if n % 8 == 0 {
+                                instance.refund(reservation).expect("own reservation");
+                                refunded.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                times.push(start.elapsed().as_millis() as u64);
+                            }
+                        }
+                        None => refusals += 1,
+                    }
+                    std::thread::sleep(PACE);
+                }
+                times
+            })
+        })
+        .collect();
+    let mut times = vec![Vec::new(); INSTANCES];
+    for (t, handle) in handles.into_iter().enumerate() {
+        times[t / THREADS].extend(handle.join().expect("thread finished"));
+    }
+    for instance in &fleet {
+        instance.release_leases();
+        while let quota_tracker::SyncReport::Applied { .. } = instance.sync() {}
+    }
+    let day = clock.now().day();
+    let stored = store
+        .load_day(day)
+        .expect("readable")
+        .map_or(0, |d| d.used(SERVICE));
+    let window = Window::containing(Period::Day, clock.now());
+    let granted = store.granted(SERVICE, window).expect("readable");
+    for t in &mut times {
+        t.sort_unstable();
+    }
+    Run {
+        admitted: admitted.load(Ordering::Relaxed),
+        refunded: refunded.load(Ordering::Relaxed),
+        stored,
+        granted,
+        times,
+        slowest_ms: slowest.load(Ordering::Relaxed),
+    }
+}
+
+/// The most of `times` (sorted) inside any span of `span` ms.
+fn most_within(times: &[u64], span: u64) -> u64 {
+    let (mut most, mut first) = (0, 0);
+    for (last, t) in times.iter().enumerate() {
+        while times[first] + span < *t {
+            first += 1;
+        }
+        most = most.max((last - first + 1) as u64);
+    }
+    most
+}
+
+/// The default mode's bound for a run: `C + Σ_j m_j(D) − min_j m_j(D)`, at most `N × C`.
+fn default_bound(run: &Run) -> (u64, u64) {
+    let span = 2 * INTERVAL_MS as u64 + 2 * run.slowest_ms;
+    let most: Vec<u64> = run.times.iter().map(|t| most_within(t, span)).collect();
+    let others = most.iter().sum::<u64>() - most.iter().min().copied().unwrap_or(0);
+    ((CEILING + others).min(INSTANCES as u64 * CEILING), span)
+}
+
+#[test]
+fn four_instances_in_the_bounded_mode_never_admit_past_the_ceiling_and_give_every_lease_back() {
+    let server = Server::start();
+    let mut kept = Vec::new();
+    for index in 0..RUNS {
+        let run = run(&server, true, index);
+        assert!(
+            run.kept() <= CEILING,
+            "run {index}: {} admitted (and kept) past the ceiling {CEILING}",
+            run.kept()
+        );
+        assert_eq!(
+            run.stored,
+            run.kept(),
+            "run {index}: the table holds {}, admitted {} − refunded {}",
+            run.stored,
+            run.admitted,
+            run.refunded
+        );
+        assert_eq!(
+            run.granted, run.stored,
+            "run {index}: {} granted after every instance stopped, {} used",
+            run.granted, run.stored
+        );
+        kept.push(run.kept());
+    }
+    eprintln!(
+        "bounded: {RUNS} runs of {INSTANCES}x{THREADS}, admitted (kept) {}..={} of ceiling {CEILING}",
+        kept.iter().min().unwrap_or(&0),
+        kept.iter().max().unwrap_or(&0)
+    );
+}
+
+#[test]
+fn four_instances_in_the_default_mode_stay_within_the_stated_bound() {
+    let server = Server::start();
+    let mut rows = Vec::new();
+    for index in 0..RUNS {
+        let run = run(&server, false, index);
+        let (bound, span) = default_bound(&run);
+        assert_eq!(run.stored, run.kept(), "run {index}: conservation");
+        assert!(
+            run.kept() <= bound,
+            "run {index}: {} admitted past the stated bound {bound} (D = {span} ms)",
+            run.kept()
+        );
+        rows.push((run.kept(), bound, span));
+    }
+    for (kept, bound, span) in &rows {
+        eprintln!("default: admitted {kept}, bound {bound} (D = {span} ms), ceiling {CEILING}");
+    }
+}

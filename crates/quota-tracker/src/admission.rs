@@ -104,69 +104,79 @@ impl QuotaState {
         count: u64,
         now: Timestamp,
     ) -> Result<AdmitOutcome, QuotaError> {
-        Ok(match self.try_admit(service, count, now)? {
-            Some(recorded) => AdmitOutcome {
+        let recorded = self.try_admit(service, count, now)?;
+        Ok(match recorded.refusal {
+            None => AdmitOutcome {
                 reservation: Some(self.reservation(service, count)),
                 refusal: None,
                 usage: recorded.usage,
                 crossed_critical: recorded.crossed_critical,
             },
-            None => self.refused(service, count),
+            Some(refusal) => AdmitOutcome {
+                reservation: None,
+                refusal: Some(refusal),
+                usage: recorded.usage,
+                crossed_critical: false,
+            },
         })
     }
 
-    /// The decision and the recording of [`QuotaState::admit`]: `Some` with what the
-    /// recording did when admitted, `None` when refused. Small, so that on the hot path the
-    /// tracker keeps it in registers and builds the reservation itself.
+    /// The decision and the recording of [`QuotaState::admit`], in one flat outcome
+    /// (`refusal` set when refused) so that on the hot path it stays in registers and the
+    /// tracker builds the reservation itself.
+    // One comparison covers the lease and its low-water mark (the default mode's lease is
+    // unlimited and its mark 0): only a lease running low or out takes the cold path.
     #[inline(always)]
     pub(crate) fn try_admit(
         &mut self,
         service: ServiceId,
         count: u64,
         now: Timestamp,
-    ) -> Result<Option<RecordOutcome>, QuotaError> {
+    ) -> Result<RecordOutcome, QuotaError> {
         self.prepare(service, count, now)?;
         let counter = &self.counters[service.0];
-        // An overflowing sum is past any ceiling: refused, like any other call that does
-        // not fit. In the default mode the lease is unlimited, so the same comparisons
-        // decide both modes.
-        let ceiling = self.ceiling_of(counter);
-        if count > counter.lease
-            || counter
-                .used
-                .checked_add(count)
-                .is_none_or(|after| after > ceiling)
-        {
-            return Ok(None);
+        // A count too large to wrap is refused by `add` (it must fit an i64), before any
+        // change.
+        if count.wrapping_add(counter.lease_low) <= counter.lease && self.fits(service, count) {
+            return self.add::<true>(service, count, now);
         }
-        let recorded = self.add(service, count, now)?;
-        self.counters[service.0].lease -= count;
-        Ok(Some(recorded))
+        self.admit_low(service, count, now)
     }
 
-    /// A reservation of `count` calls just admitted to `service`: its current window and day.
+    /// Whether `count` more calls keep `service` at or under its ceiling (an overflowing
+    /// sum is past any ceiling).
     #[inline(always)]
-    pub(crate) fn reservation(&self, service: ServiceId, count: u64) -> Reservation {
-        let window = self.counters[service.0].window;
-        Reservation::new(service, count, self.day, window, self.owner)
-    }
-
-    /// What a refusal returns: the usage the decision saw, nothing reserved.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn refused(&self, service: ServiceId, count: u64) -> AdmitOutcome {
+    fn fits(&self, service: ServiceId, count: u64) -> bool {
         let counter = &self.counters[service.0];
-        let fits = counter
+        counter
             .used
             .checked_add(count)
-            .is_some_and(|after| after <= self.ceiling_of(counter));
-        AdmitOutcome {
-            reservation: None,
-            refusal: Some(if fits {
-                Refusal::NoLease
-            } else {
-                Refusal::Ceiling
-            }),
+            .is_some_and(|after| after <= self.ceiling_of(counter))
+    }
+
+    /// [`QuotaState::try_admit`] off the hot path: the lease is below its low-water mark
+    /// (admitted if it still covers the calls, flagged so the next block is asked for), or
+    /// the calls do not fit (refused, nothing changed).
+    #[cold]
+    #[inline(never)]
+    fn admit_low(
+        &mut self,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Result<RecordOutcome, QuotaError> {
+        let fits = self.fits(service, count);
+        let counter = &self.counters[service.0];
+        let refusal = match (fits, count <= counter.lease) {
+            (true, true) => {
+                let mut recorded = self.add::<true>(service, count, now)?;
+                recorded.lease_low = true;
+                return Ok(recorded);
+            }
+            (true, false) => Refusal::NoLease,
+            (false, _) => Refusal::Ceiling,
+        };
+        Ok(RecordOutcome {
             usage: Usage::new(
                 service,
                 counter.limit,
@@ -174,7 +184,16 @@ impl QuotaState {
                 counter.used,
             ),
             crossed_critical: false,
-        }
+            lease_low: false,
+            refusal: Some(refusal),
+        })
+    }
+
+    /// A reservation of `count` calls just admitted to `service`: its current window and day.
+    #[inline(always)]
+    pub(crate) fn reservation(&self, service: ServiceId, count: u64) -> Reservation {
+        let window = self.counters[service.0].window;
+        Reservation::new(service, count, self.day, window, self.owner)
     }
 
     /// Gives `reservation` back: its calls no longer count, in the window and on the day

@@ -319,12 +319,9 @@ impl QuotaState {
         }
     }
 
-    /// Whether a bounded service's lease is low enough to ask for the next block ahead of
-    /// need (and no request is out).
-    #[inline(always)]
-    pub(crate) fn lease_low(&self, service: ServiceId) -> bool {
-        let counter = &self.counters[service.0];
-        counter.lease < counter.lease_low && self.leases[service.0].asked == 0
+    /// Whether no request for `service`'s next block is out (so one running low asks).
+    pub(crate) fn no_lease_asked(&self, service: ServiceId) -> bool {
+        self.leases.get(service.0).is_some_and(|b| b.asked == 0)
     }
 }
 

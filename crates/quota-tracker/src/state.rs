@@ -82,6 +82,10 @@ pub struct RecordOutcome {
     pub usage: Usage,
     /// This call took the service to 80 % for the first time in its window: sync now.
     pub crossed_critical: bool,
+    /// An admission left the lease below its low-water mark (bounded mode only).
+    pub(crate) lease_low: bool,
+    /// Why an admission was refused (nothing recorded); `None` when recorded.
+    pub(crate) refusal: Option<crate::admission::Refusal>,
 }
 
 /// The quota state of one tracker instance.
@@ -249,7 +253,7 @@ impl QuotaState {
         now: Timestamp,
     ) -> Result<RecordOutcome, QuotaError> {
         self.prepare(service, count, now)?;
-        self.add(service, count, now)
+        self.add::<false>(service, count, now)
     }
 
     /// Checks `service` and `count` and rolls the window (and day) over if `now` is past
@@ -274,9 +278,10 @@ impl QuotaState {
     }
 
     /// Adds `count` to a checked `service` (after [`QuotaState::prepare`]), or nothing on
-    /// overflow.
+    /// overflow. `ADMIT`: the calls are an admission the lease covers (checked by the
+    /// caller), taken from it in the same stores.
     #[inline(always)]
-    pub(crate) fn add(
+    pub(crate) fn add<const ADMIT: bool>(
         &mut self,
         service: ServiceId,
         count: u64,
@@ -298,6 +303,9 @@ impl QuotaState {
         slot.used = used;
         slot.pending = pending;
         slot.today = today;
+        if ADMIT {
+            slot.lease = counter.lease - count;
+        }
         // Stored only when it changes: every store here is one more the lock's release
         // waits to drain.
         if crossed_critical {
@@ -308,6 +316,8 @@ impl QuotaState {
         Ok(RecordOutcome {
             usage: Usage::new(service, counter.limit, self.ceiling_of(&counter), used),
             crossed_critical,
+            lease_low: false,
+            refusal: None,
         })
     }
 

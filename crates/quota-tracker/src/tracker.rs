@@ -305,26 +305,27 @@ impl<B: Backend> Tracker<B> {
     pub fn admit(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
-        let Some(recorded) = cache.state.try_admit(service, count, now)? else {
-            let refused = cache.state.refused(service, count);
+        let recorded = cache.state.try_admit(service, count, now)?;
+        if recorded.refusal.is_some() {
             let reload_due = cache.reload_due(now, &self.options);
             return Ok(Admission {
                 reservation: None,
-                usage: refused.usage,
-                refusal: refused.refusal,
+                usage: recorded.usage,
+                refusal: recorded.refusal,
                 crossed_critical: false,
                 sync_due: false,
                 reload_due,
                 lease_due: false,
             });
-        };
+        }
         if recorded.crossed_critical {
             cache.book.forced = true;
         }
         let reservation = cache.state.reservation(service, count);
         let sync_due = cache.sync_due(now, &self.options);
         let reload_due = cache.reload_due(now, &self.options);
-        let lease_due = cache.state.lease_low(service);
+        // Only a lease below its low-water mark reads the request book.
+        let lease_due = recorded.lease_low && cache.state.no_lease_asked(service);
         drop(cache);
         if recorded.crossed_critical {
             self.warn_crossed(&recorded.usage);

@@ -94,7 +94,8 @@ impl Subject {
 
 /// Every implementation of the table, in row order; the floor first.
 fn subjects(ticking: &Arc<dyn Clock>, system: &Arc<dyn Clock>) -> Vec<Subject> {
-    let (ticking, ticking_std, ticking_admit, system) = (
+    let (ticking, ticking_std, ticking_admit, ticking_bounded, system) = (
+        Arc::clone(ticking),
         Arc::clone(ticking),
         Arc::clone(ticking),
         Arc::clone(ticking),
@@ -108,6 +109,9 @@ fn subjects(ticking: &Arc<dyn Clock>, system: &Arc<dyn Clock>) -> Vec<Subject> {
         }),
         Subject::new("fixed core, parking_lot, admit", move || {
             Admitter::<ParkingLotBackend>::new(Arc::clone(&ticking_admit))
+        }),
+        Subject::new("fixed core, parking_lot, admit, bounded mode", move || {
+            Admitter::<ParkingLotBackend>::bounded(Arc::clone(&ticking_bounded))
         }),
         Subject::new("fixed core, std::sync::Mutex", move || {
             Core::<StdBackend>::new(Arc::clone(&ticking_std))
@@ -195,12 +199,19 @@ pub fn report(calls_per_thread_1: u64) {
             "x floor",
             1.0,
         );
-        // Same rounds, same floor: admission's cost over record_call's.
+        // Same rounds, same floor: admission's cost over record_call's, in both modes.
         let admit_ratio = rows[3].ratio_to_floor / rows[2].ratio_to_floor;
-        admit_ratios.push((threads, admit_ratio));
+        let bounded_ratio = rows[4].ratio_to_floor / rows[2].ratio_to_floor;
+        admit_ratios.push((threads, admit_ratio, bounded_ratio));
         crate::figures::keep(
             &format!("admit ÷ record_call, fixed core on parking_lot, {threads} threads"),
             admit_ratio,
+            "x record_call",
+            1.0,
+        );
+        crate::figures::keep(
+            &format!("admit in the bounded mode ÷ record_call, {threads} threads"),
+            bounded_ratio,
             "x record_call",
             1.0,
         );
@@ -218,10 +229,10 @@ pub fn report(calls_per_thread_1: u64) {
     }
     let ratios: Vec<String> = admit_ratios
         .iter()
-        .map(|(threads, r)| format!("{threads} threads {r:.2}×"))
+        .map(|(threads, r, b)| format!("{threads} threads {r:.2}× (bounded {b:.2}×)"))
         .collect();
     println!(
-        "\nadmit ÷ record_call (ratios to the same rounds' floor): {}",
+        "\nadmit ÷ record_call (ratios to the same rounds' floor; bounded: leases with room): {}",
         ratios.join(", ")
     );
     println!(

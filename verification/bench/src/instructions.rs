@@ -9,10 +9,14 @@ use std::process::Command;
 const CALLS: [u64; 2] = [200_000, 600_000];
 
 /// The implementations counted, with the figure's name.
-const COUNTED: [(&str, &str); 3] = [
+const COUNTED: [(&str, &str); 4] = [
     ("toy", "toy: parking_lot::Mutex, 3 counters"),
     ("core", "record_call, fixed core on parking_lot"),
     ("admit", "admit, fixed core on parking_lot"),
+    (
+        "admit-bounded",
+        "admit, bounded mode (lease has room), fixed core on parking_lot",
+    ),
 ];
 
 /// Instructions executed by this binary in tight-loop mode for `which` and `calls`.

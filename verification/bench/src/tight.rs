@@ -10,7 +10,7 @@ use quota_tracker::sync::ParkingLotBackend;
 use crate::recorders::{Admitter, Core, Floor, Recorder, Toy};
 
 /// The implementations a tight loop can run, by name.
-pub const IMPLEMENTATIONS: [&str; 4] = ["floor", "toy", "core", "admit"];
+pub const IMPLEMENTATIONS: [&str; 5] = ["floor", "toy", "core", "admit", "admit-bounded"];
 
 /// Runs `calls` in all on `threads` threads sharing `recorder`; wall time per call (ns).
 fn time<R: Recorder>(recorder: R, threads: u64, calls: u64) -> f64 {
@@ -47,6 +47,11 @@ pub fn run(which: &str, threads: u64, calls: u64) -> Result<f64, String> {
         ),
         "admit" => time(
             Admitter::<ParkingLotBackend>::new(TickingClock::start()),
+            threads,
+            calls,
+        ),
+        "admit-bounded" => time(
+            Admitter::<ParkingLotBackend>::bounded(TickingClock::start()),
             threads,
             calls,
         ),

@@ -98,7 +98,7 @@ fn two_instances(variant: Variant) -> impl Fn() + Sync + Send + 'static {
 #[test]
 fn two_instances_together_admit_at_most_the_ceiling_and_give_back_the_rest() {
     prove(
-        Model::proof("leases/two-instances", Bound::Preemptions(3)),
+        Model::proof("leases/two-instances", Bound::Preemptions(4)),
         two_instances(Variant::Fixed),
     );
 }

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use crate::batch::WindowKey;
+use crate::clock::Timestamp;
 use crate::config::{QuotaConfig, ServiceId};
 use crate::error::ConfigError;
 use crate::state::{Counter, QuotaState};
@@ -144,9 +145,16 @@ pub enum LeaseReport {
         /// Calls admitted without a lease from now on in this window.
         allowance: u64,
     },
+    /// The last request was refused (the window's ceiling is all granted) or failed less
+    /// than [`LEASE_RETRY_MS`] ago: not asked again yet, so a fleet at its ceiling or a
+    /// store that is down is not asked on every call.
+    Backoff,
     /// The tracker is not in the bounded mode: nothing to ask for.
     NotBounded,
 }
+
+/// After a grant of nothing or a failed one, how long a service waits before asking again.
+pub const LEASE_RETRY_MS: i64 = 1_000;
 
 /// What the state keeps of each service's lease, beside the hot counter.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -157,6 +165,8 @@ pub(crate) struct LeaseBook {
     pub(crate) opened: bool,
     /// Calls of the lease the store never granted (the outage allowance): not given back.
     pub(crate) unleased: u64,
+    /// No request before this (ms): the last one got nothing.
+    pub(crate) retry_at: i64,
 }
 
 /// Empties a lease: what of it the store granted (the allowance counts as spent first, so
@@ -195,6 +205,7 @@ pub(crate) fn close(
 ) {
     let left = drain(counter, book);
     book.opened = false;
+    book.retry_at = i64::MIN;
     give_back(returns, ServiceId(service), counter.window, left);
 }
 
@@ -223,15 +234,25 @@ impl QuotaState {
         self.counters.get(service.0).map_or(0, |c| c.lease)
     }
 
-    /// A request for the next block of `service`'s current window, or `None` in the default
-    /// mode. Counts the request as out.
+    /// A request for the next block of `service`'s current window at `now`, or why not (the
+    /// default mode, or a back-off). Counts the request as out.
     pub(crate) fn lease_request(
         &mut self,
         service: ServiceId,
         instance: &Arc<str>,
-    ) -> Option<LeaseRequest> {
-        let policy = self.config().lease_policy()?;
-        let counter = self.counters.get(service.0)?;
+        now: Timestamp,
+    ) -> Result<LeaseRequest, LeaseReport> {
+        let policy = self
+            .config()
+            .lease_policy()
+            .ok_or(LeaseReport::NotBounded)?;
+        let counter = self
+            .counters
+            .get(service.0)
+            .ok_or(LeaseReport::NotBounded)?;
+        if now.0 < self.leases[service.0].retry_at {
+            return Err(LeaseReport::Backoff);
+        }
         let ceiling = counter.normal_ceiling;
         let request = LeaseRequest {
             instance: Arc::clone(instance),
@@ -244,14 +265,22 @@ impl QuotaState {
             ceiling,
         };
         self.leases[service.0].asked += 1;
-        Some(request)
+        Ok(request)
     }
 
-    /// Takes what the store granted for `request`: into the lease when its window is still
-    /// the current one, into the returns otherwise.
-    pub(crate) fn lease_granted(&mut self, request: &LeaseRequest, granted: u64) -> LeaseReport {
+    /// Takes what the store granted for `request` at `now`: into the lease when its window
+    /// is still the current one, into the returns otherwise. Nothing granted backs off.
+    pub(crate) fn lease_granted(
+        &mut self,
+        request: &LeaseRequest,
+        granted: u64,
+        now: Timestamp,
+    ) -> LeaseReport {
         let i = request.service.0;
         self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
+        if granted == 0 {
+            self.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
+        }
         if request.key.window == self.counters[i].window {
             let lease = &mut self.counters[i].lease;
             *lease = lease.saturating_add(granted);
@@ -267,11 +296,12 @@ impl QuotaState {
         }
     }
 
-    /// Notes that the store did not grant `request`: failing closed changes nothing;
-    /// failing open opens the window's allowance, once.
-    pub(crate) fn lease_failed(&mut self, request: &LeaseRequest) -> LeaseReport {
+    /// Notes that the store did not grant `request` at `now` (backing off): failing closed
+    /// changes nothing else; failing open opens the window's allowance, once.
+    pub(crate) fn lease_failed(&mut self, request: &LeaseRequest, now: Timestamp) -> LeaseReport {
         let i = request.service.0;
         self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
+        self.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
         let outage = self.config().lease_policy().map(|p| p.outage());
         let current = request.key.window == self.counters[i].window;
         match outage {
@@ -327,12 +357,15 @@ impl QuotaState {
 
 impl<B: Backend> Tracker<B> {
     /// A request for the next block of `service`'s current window, to grant outside the
-    /// lock; `None` in the default mode. Finish it with [`Tracker::finish_lease`].
-    pub fn begin_lease(&self, service: ServiceId) -> Option<LeaseRequest> {
+    /// lock, or why there is none ([`LeaseReport::NotBounded`], [`LeaseReport::Backoff`]).
+    /// Finish it with [`Tracker::finish_lease`].
+    pub fn begin_lease(&self, service: ServiceId) -> Result<LeaseRequest, LeaseReport> {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
         cache.state.roll_to(now);
-        cache.state.lease_request(service, &self.options.instance)
+        cache
+            .state
+            .lease_request(service, &self.options.instance, now)
     }
 
     /// Takes what the store answered to `request`: the calls granted, or the failure (a
@@ -346,8 +379,8 @@ impl<B: Backend> Tracker<B> {
         let mut cache = self.cache.lock();
         cache.state.roll_to(now);
         let report = match answer {
-            Ok(granted) => cache.state.lease_granted(request, granted),
-            Err(_) => cache.state.lease_failed(request),
+            Ok(granted) => cache.state.lease_granted(request, granted, now),
+            Err(_) => cache.state.lease_failed(request, now),
         };
         drop(cache);
         if let (LeaseReport::Failed { allowance }, Err(error)) = (report, answer) {
@@ -392,8 +425,9 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
     /// Asks the store for the next block of `service`'s current window and takes the
     /// answer; the cache lock is not held while the store decides.
     pub fn refill(&self, service: ServiceId) -> LeaseReport {
-        let Some(request) = self.tracker().begin_lease(service) else {
-            return LeaseReport::NotBounded;
+        let request = match self.tracker().begin_lease(service) {
+            Ok(request) => request,
+            Err(why) => return why,
         };
         let answer = self.store().grant_lease(&request);
         self.tracker()

@@ -59,7 +59,7 @@ pub use clock::{Clock, ManualClock, SystemClock, TickingClock, Timestamp};
 pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};
 pub use day::{ParseDayError, UtcDay};
 pub use error::{ConfigError, QuotaError};
-pub use lease::{LeaseOutage, LeasePolicy, LeaseReport, LeaseRequest, LeaseReturn};
+pub use lease::{LEASE_RETRY_MS, LeaseOutage, LeasePolicy, LeaseReport, LeaseRequest, LeaseReturn};
 pub use state::{QuotaState, RecordOutcome};
 pub use store::{Faults, MemoryStore, Store, StoreError, StoreErrorKind};
 pub use synced::{ReloadReport, SyncReport, SyncedTracker};

@@ -445,8 +445,9 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
     pub fn refill_as(&self, variant: Variant, service: ServiceId) -> crate::lease::LeaseReport {
         match variant {
             Variant::LeaseWithoutCondition => {
-                let Some(request) = self.tracker().begin_lease(service) else {
-                    return crate::lease::LeaseReport::NotBounded;
+                let request = match self.tracker().begin_lease(service) {
+                    Ok(request) => request,
+                    Err(why) => return why,
                 };
                 let unbounded = crate::lease::LeaseRequest {
                     ceiling: u64::MAX,
@@ -462,14 +463,16 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
             }
             Variant::LeaseUnderLock => {
                 let instance = std::sync::Arc::clone(&self.tracker().options.instance);
+                let now = self.tracker().now();
                 self.tracker().with_state(|state| {
-                    let Some(request) = state.lease_request(service, &instance) else {
-                        return crate::lease::LeaseReport::NotBounded;
+                    let request = match state.lease_request(service, &instance, now) {
+                        Ok(request) => request,
+                        Err(why) => return why,
                     };
                     step(format_args!("grant: asked with the cache lock held"));
                     match self.store().grant_lease(&request) {
-                        Ok(granted) => state.lease_granted(&request, granted),
-                        Err(_) => state.lease_failed(&request),
+                        Ok(granted) => state.lease_granted(&request, granted, now),
+                        Err(_) => state.lease_failed(&request, now),
                     }
                 })
             }

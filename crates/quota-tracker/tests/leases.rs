@@ -190,9 +190,43 @@ fn failing_closed_refuses_what_no_lease_covers() {
     });
     let admission = a.admit(id, 1).expect("valid");
     assert_eq!(admission.refusal, Some(Refusal::NoLease));
+    assert_eq!(
+        a.refill(id),
+        LeaseReport::Backoff,
+        "not asked on every call"
+    );
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
     assert_eq!(a.refill(id), LeaseReport::Failed { allowance: 0 });
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
     assert_eq!(a.refill(id), LeaseReport::Granted(10), "the store is back");
     assert!(a.admit(id, 1).expect("valid").is_admitted());
+}
+
+#[test]
+fn a_window_all_granted_is_not_asked_again_on_every_call() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let config = config(100, 10);
+    let (a, b) = (
+        instance("a", &config, &clock, &store),
+        instance("b", &config, &clock, &store),
+    );
+    let id = finnhub(&a);
+    while a.admit(id, 1).expect("valid").is_admitted() {}
+    let asked = store.grants();
+    for _ in 0..100 {
+        assert!(!b.admit(id, 1).expect("valid").is_admitted());
+    }
+    assert_eq!(
+        store.grants(),
+        asked + 1,
+        "one grant of nothing, then a back-off"
+    );
+    // a stops and gives nothing back (it used all 100); after the back-off b asks again.
+    a.release_leases();
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    assert!(!b.admit(id, 1).expect("valid").is_admitted());
+    assert_eq!(store.grants(), asked + 2);
 }
 
 #[test]

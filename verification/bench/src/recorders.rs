@@ -129,7 +129,7 @@ impl<B: Backend> Admitter<B> {
             let request = admitter
                 .tracker
                 .begin_lease(id)
-                .unwrap_or_else(|| panic!("bounded mode"));
+                .unwrap_or_else(|why| panic!("bounded mode: {why:?}"));
             admitter.tracker.finish_lease(&request, Ok(request.want));
         }
         admitter

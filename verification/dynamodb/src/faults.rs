@@ -119,8 +119,9 @@ impl Intercept for LostAdds {
     }
 }
 
-/// Counts the requests sent, by operation name (`UpdateItem`, `GetItem`, ...). Not a fault: the
-/// cost measurement of the default sync policy uses it.
+/// Counts the requests sent, by operation name (`UpdateItem`, `GetItem`, ...), and the
+/// operations on lease items apart (`UpdateItem on a lease item`, once per operation). Not a
+/// fault: the cost measurements use it.
 #[derive(Debug, Default, Clone)]
 pub struct CountCalls {
     counts: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
@@ -136,6 +137,36 @@ impl CountCalls {
 impl Intercept for CountCalls {
     fn name(&self) -> &'static str {
         "count-calls"
+    }
+
+    // Operations on lease items, once per operation (not per attempt): what the bounded
+    // mode adds, told apart by the item's sort key.
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_dynamodb::operation::{get_item::GetItemInput, update_item::UpdateItemInput};
+        let input = context.input();
+        let (operation, key) = if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
+            ("UpdateItem", update.key())
+        } else if let Some(get) = input.downcast_ref::<GetItemInput>() {
+            ("GetItem", get.key())
+        } else {
+            return Ok(());
+        };
+        let lease = key
+            .and_then(|k| k.get("SK"))
+            .and_then(|sk| sk.as_s().ok())
+            .is_some_and(|sk| sk.starts_with("LEASE#"));
+        if let (true, Ok(mut counts)) = (lease, self.counts.lock()) {
+            *counts
+                .entry(format!("{operation} on a lease item"))
+                .or_default() += 1;
+        }
+        Ok(())
     }
 
     // Per attempt: a retried request counts again (it is another call to the server).

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use quota_dynamodb::BlockingDynamoStore;
 use quota_dynamodb_tests::Server;
+use quota_dynamodb_tests::faults::CountCalls;
 use quota_tracker::{
     Clock, LeasePolicy, Period, QuotaConfig, ServiceConfig, Store, SyncedTracker, TickingClock,
     Tracker, TrackerOptions, Window,
@@ -57,6 +58,8 @@ struct Run {
     times: Vec<Vec<u64>>,
     /// The longest single `admit` (it runs a due sync or reload inline): a bound on L.
     slowest_ms: u64,
+    /// Requests sent, by operation (and operations on lease items).
+    requests: std::collections::BTreeMap<String, u64>,
 }
 
 impl Run {
@@ -68,7 +71,14 @@ impl Run {
 fn run(server: &Server, bounded: bool, index: usize) -> Run {
     let clock = TickingClock::start();
     let mode = if bounded { "bounded" } else { "default" };
-    let store = Arc::new(server.store(&format!("fleet-{mode}-{index}"), clock.clone()));
+    let calls = CountCalls::default();
+    let counter = calls.clone();
+    let store = Arc::new(
+        server.store_with(&format!("fleet-{mode}-{index}"), clock.clone(), |b| {
+            b.interceptor(counter)
+        }),
+    );
+    let before = calls.counts();
     let config = config(bounded);
     let fleet: Vec<Arc<Instance>> = (0..INSTANCES)
         .map(|i| {
@@ -148,7 +158,30 @@ fn run(server: &Server, bounded: bool, index: usize) -> Run {
         granted,
         times,
         slowest_ms: slowest.load(Ordering::Relaxed),
+        requests: calls
+            .counts()
+            .into_iter()
+            .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+            .collect(),
     }
+}
+
+/// Requests per 1,000 calls kept: all of them, and those on lease items.
+fn cost(run: &Run) -> (f64, f64) {
+    let all: u64 = run
+        .requests
+        .iter()
+        .filter(|(op, _)| !op.contains("lease item"))
+        .map(|(_, n)| n)
+        .sum();
+    let lease: u64 = run
+        .requests
+        .iter()
+        .filter(|(op, _)| op.contains("lease item"))
+        .map(|(_, n)| n)
+        .sum();
+    let per = |n: u64| n as f64 * 1000.0 / run.kept().max(1) as f64;
+    (per(all), per(lease))
 }
 
 /// The most of `times` (sorted) inside any span of `span` ms.
@@ -196,6 +229,10 @@ fn four_instances_in_the_bounded_mode_never_admit_past_the_ceiling_and_give_ever
             run.granted, run.stored
         );
         kept.push(run.kept());
+        let (all, lease) = cost(&run);
+        eprintln!(
+            "bounded run {index}: {all:.1} requests per 1,000 kept, {lease:.1} on lease items"
+        );
     }
     eprintln!(
         "bounded: {RUNS} runs of {INSTANCES}x{THREADS}, admitted (kept) {}..={} of ceiling {CEILING}",
@@ -217,9 +254,12 @@ fn four_instances_in_the_default_mode_stay_within_the_stated_bound() {
             "run {index}: {} admitted past the stated bound {bound} (D = {span} ms)",
             run.kept()
         );
-        rows.push((run.kept(), bound, span));
+        rows.push((run.kept(), bound, span, cost(&run).0));
     }
-    for (kept, bound, span) in &rows {
-        eprintln!("default: admitted {kept}, bound {bound} (D = {span} ms), ceiling {CEILING}");
+    for (kept, bound, span, all) in &rows {
+        eprintln!(
+            "default: admitted {kept}, bound {bound} (D = {span} ms), ceiling {CEILING}, \
+             {all:.1} requests per 1,000 kept"
+        );
     }
 }

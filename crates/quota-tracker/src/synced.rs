@@ -82,8 +82,30 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         })
     }
 
+    /// Admits as [`SyncedTracker::admit`] does, asking the store for lease blocks as
+    /// needed (bounded mode), but runs no sync or reload: for callers whose syncs run
+    /// elsewhere ([`crate::BackgroundSync`], a loop of their own).
+    pub fn admit_leasing(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
+        self.lease_and_admit(service, count, |service| {
+            self.refill(service);
+        })
+    }
+
     /// [`SyncedTracker::admit`], asking for blocks with `refill`.
     pub(crate) fn admit_with(
+        &self,
+        service: ServiceId,
+        count: u64,
+        refill: impl Fn(ServiceId),
+    ) -> Result<Admission, QuotaError> {
+        let admission = self.lease_and_admit(service, count, refill)?;
+        self.run_due(admission.sync_due, admission.reload_due);
+        Ok(admission)
+    }
+
+    /// Admits, asking for a block with `refill` and deciding again once when refused for
+    /// want of a lease, and ahead of need when the lease runs low.
+    fn lease_and_admit(
         &self,
         service: ServiceId,
         count: u64,
@@ -97,7 +119,6 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         if admission.lease_due {
             refill(service);
         }
-        self.run_due(admission.sync_due, admission.reload_due);
         Ok(admission)
     }
 

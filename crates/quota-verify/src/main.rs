@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check_history;
+#[cfg(feature = "dynamodb")]
+mod fleet;
 mod repro;
 #[cfg(feature = "dynamodb")]
 mod store_check;
@@ -26,6 +28,12 @@ enum Command {
     CheckHistory(check_history::Args),
     #[cfg(feature = "dynamodb")]
     StoreCheck(store_check::Args),
+    #[cfg(feature = "dynamodb")]
+    Fleet(fleet::Args),
+    /// A worker process of `fleet` (started by it).
+    #[cfg(feature = "dynamodb")]
+    #[command(hide = true)]
+    FleetWorker(fleet::WorkerArgs),
     /// Qualify a DynamoDB-compatible endpoint: not in this build (built without the
     /// `dynamodb` feature, which brings the AWS SDK).
     #[cfg(not(feature = "dynamodb"))]
@@ -55,6 +63,10 @@ fn main() -> ExitCode {
         Command::CheckHistory(args) => check_history::run(&args),
         #[cfg(feature = "dynamodb")]
         Command::StoreCheck(args) => store_check::run(&args),
+        #[cfg(feature = "dynamodb")]
+        Command::Fleet(args) => fleet::run(&args),
+        #[cfg(feature = "dynamodb")]
+        Command::FleetWorker(args) => fleet::run_worker(&args),
         #[cfg(not(feature = "dynamodb"))]
         Command::StoreCheck { .. } => {
             eprintln!(

@@ -1,0 +1,465 @@
+//! The coordinator: starts the store (or uses an endpoint), N worker processes, injects the
+//! faults on schedule, stops the survivors with SIGTERM, then judges the store against the
+//! journals. Every worker and the emulator are gone when it returns, whatever happened.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use quota_dynamodb::zoo::StoreVariant;
+use quota_dynamodb::{BlockingDynamoStore, DynamoConfig};
+use quota_tracker::{Clock, Store, SystemClock, UtcDay};
+use serde::Serialize;
+
+use crate::emulator::Emulator;
+use crate::faults::{Fault, FaultKind};
+use crate::journal;
+use crate::verdict::{self, Fate, ServiceVerdict, WorkerReport};
+
+/// A fleet run's settings.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// Worker processes.
+    pub instances: usize,
+    /// Admitting threads per worker.
+    pub threads: usize,
+    /// How long the workers admit.
+    pub duration: Duration,
+    /// Admissions per second per thread.
+    pub rate: f64,
+    /// The faults to inject, each once.
+    pub faults: Vec<FaultKind>,
+    /// Draws the fault schedule.
+    pub seed: u64,
+    /// A store to use instead of starting the emulator (store faults need the emulator).
+    pub endpoint: Option<String>,
+    /// The AWS region.
+    pub region: String,
+    /// The table (default: a fresh one per run).
+    pub table: Option<String>,
+    /// Leases (the bounded mode).
+    pub bounded: bool,
+    /// A historical store bug for the workers to write with.
+    pub store_variant: StoreVariant,
+    /// Where the journals go.
+    pub out: PathBuf,
+    /// The binary to start workers from (`quota-verify`, run as `fleet-worker`).
+    pub exe: PathBuf,
+    /// Between two syncs of a worker.
+    pub sync_period: Duration,
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReport {
+    /// Worker processes.
+    pub instances: usize,
+    /// Threads per worker.
+    pub threads: usize,
+    /// Seconds the workers admitted.
+    pub duration_s: f64,
+    /// `bounded` or `default`.
+    pub admission: &'static str,
+    /// The store variant the workers wrote with.
+    pub store_variant: String,
+    /// The schedule's seed.
+    pub seed: u64,
+    /// What was injected when.
+    pub faults: Vec<Fault>,
+    /// Per service.
+    pub services: Vec<ServiceVerdict>,
+    /// Per worker.
+    pub workers: Vec<WorkerReport>,
+    /// Where the journals are.
+    pub out: PathBuf,
+    /// Whether every service passed.
+    pub pass: bool,
+}
+
+/// Why a run did not produce a verdict.
+#[derive(Debug)]
+pub enum FleetError {
+    /// The arguments or the endpoint cannot work (exit 3).
+    BadInput(String),
+    /// Something needed to run failed (exit 3).
+    CannotRun(String),
+    /// Ctrl-C (exit 130).
+    Interrupted,
+}
+
+impl std::fmt::Display for FleetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FleetError::BadInput(m) | FleetError::CannotRun(m) => f.write_str(m),
+            FleetError::Interrupted => f.write_str("interrupted: every worker was stopped"),
+        }
+    }
+}
+
+/// The worker processes; any still running are killed (and reaped) on drop.
+struct Workers {
+    children: Vec<Child>,
+    fates: Vec<Fate>,
+}
+
+impl Workers {
+    fn pid(&self, i: usize) -> Pid {
+        Pid::from_raw(self.children[i].id() as i32)
+    }
+
+    fn signal(&self, i: usize, signal: Signal) {
+        let _ = kill(self.pid(i), signal);
+    }
+
+    /// Waits up to `patience` for worker `i` to exit; kills it after that. Whether it
+    /// exited by itself.
+    fn reap(&mut self, i: usize, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.children[i].try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+        false
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            if let Ok(None) = child.try_wait() {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Runs the fleet. `interrupted` is raised by Ctrl-C; `progress` hears what happens.
+pub fn run(
+    config: &FleetConfig,
+    interrupted: &Arc<AtomicBool>,
+    progress: &dyn Fn(&str),
+) -> Result<FleetReport, FleetError> {
+    let duration_ms = config.duration.as_millis() as u64;
+    let faults = crate::faults::plan(&config.faults, config.instances, duration_ms, config.seed)
+        .map_err(FleetError::BadInput)?;
+    let store_faults = faults.iter().any(|f| !f.kind.on_worker());
+    if store_faults && config.endpoint.is_some() {
+        return Err(FleetError::BadInput(
+            "store-restart and store-pause need the emulator this command starts: leave out \
+             --endpoint, or those faults"
+                .to_owned(),
+        ));
+    }
+    std::fs::create_dir_all(&config.out).map_err(|e| {
+        FleetError::CannotRun(format!("cannot create --out {}: {e}", config.out.display()))
+    })?;
+    let emulator = match &config.endpoint {
+        Some(_) => None,
+        None => {
+            progress("starting the emulator (dynalite on a volume)");
+            Some(Emulator::start().map_err(FleetError::CannotRun)?)
+        }
+    };
+    let endpoint = config
+        .endpoint
+        .clone()
+        .or_else(|| emulator.as_ref().map(|e| e.endpoint.clone()));
+    let table = config
+        .table
+        .clone()
+        .unwrap_or_else(|| format!("quota-fleet-{}-{}", std::process::id(), SystemClock.now().0));
+    let store = open_table(&endpoint, &config.region, &table)?;
+    let started = SystemClock.now();
+    let mut workers = spawn(config, &endpoint, &table)?;
+    progress(&format!(
+        "{} workers x {} threads for {} s",
+        config.instances,
+        config.threads,
+        config.duration.as_secs()
+    ));
+    inject(
+        config,
+        &faults,
+        &mut workers,
+        emulator.as_ref(),
+        interrupted,
+        progress,
+    )?;
+    progress("stopping the workers (SIGTERM: a last sync each)");
+    stop(&mut workers);
+    let ended = SystemClock.now();
+    let accounts = read_journals(config)?;
+    let services = judge(
+        config,
+        &store,
+        &accounts,
+        &workers.fates,
+        started.day(),
+        ended.day(),
+    )?;
+    let pass = services.iter().all(|s| s.pass);
+    let reports = accounts
+        .iter()
+        .zip(&workers.fates)
+        .enumerate()
+        .map(|(i, (account, fate))| WorkerReport {
+            instance: instance(i),
+            fate: *fate,
+            admitted: account.admitted.clone(),
+            unanswered: account.unanswered.clone(),
+            acked: account.acked.clone(),
+        })
+        .collect();
+    Ok(FleetReport {
+        instances: config.instances,
+        threads: config.threads,
+        duration_s: config.duration.as_secs_f64(),
+        admission: if config.bounded { "bounded" } else { "default" },
+        store_variant: config.store_variant.id().to_owned(),
+        seed: config.seed,
+        faults,
+        services,
+        workers: reports,
+        out: config.out.clone(),
+        pass,
+    })
+}
+
+fn instance(i: usize) -> String {
+    format!("worker-{i}")
+}
+
+/// A store on the run's table, created if missing; an unreachable endpoint or a table that
+/// is not a quota table is bad input.
+fn open_table(
+    endpoint: &Option<String>,
+    region: &str,
+    table: &str,
+) -> Result<BlockingDynamoStore, FleetError> {
+    let dynamo = DynamoConfig {
+        table: table.to_owned(),
+        endpoint: endpoint.clone(),
+        region: region.to_owned(),
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = BlockingDynamoStore::connect(&dynamo, clock)
+        .map_err(|e| FleetError::CannotRun(format!("cannot start the store's runtime: {e}")))?;
+    store.create_table_if_missing().map_err(|e| {
+        FleetError::BadInput(format!(
+            "cannot use table {table:?} at {}: {e}",
+            endpoint.as_deref().unwrap_or("AWS")
+        ))
+    })?;
+    Ok(store)
+}
+
+fn spawn(
+    config: &FleetConfig,
+    endpoint: &Option<String>,
+    table: &str,
+) -> Result<Workers, FleetError> {
+    let mut workers = Workers {
+        children: Vec::new(),
+        fates: vec![Fate::Survived; config.instances],
+    };
+    for i in 0..config.instances {
+        let mut command = Command::new(&config.exe);
+        command
+            .arg("fleet-worker")
+            .args(["--table", table, "--region", &config.region])
+            .args(["--instance", &instance(i)])
+            .args(["--threads", &config.threads.to_string()])
+            .args(["--rate", &config.rate.to_string()])
+            .args(["--store-variant", config.store_variant.id()])
+            .args(["--sync-ms", &config.sync_period.as_millis().to_string()])
+            .arg("--journal")
+            .arg(config.out.join(format!("{}.jsonl", instance(i))))
+            .stdin(Stdio::null());
+        if let Some(endpoint) = endpoint {
+            command.args(["--endpoint", endpoint]);
+        }
+        if config.bounded {
+            command.arg("--bounded");
+        }
+        let child = command.spawn().map_err(|e| {
+            FleetError::CannotRun(format!(
+                "cannot start worker {i} ({}): {e}",
+                config.exe.display()
+            ))
+        })?;
+        workers.children.push(child);
+    }
+    Ok(workers)
+}
+
+/// Injects the schedule while the workers admit; returns at the end of the run.
+fn inject(
+    config: &FleetConfig,
+    faults: &[Fault],
+    workers: &mut Workers,
+    emulator: Option<&Emulator>,
+    interrupted: &AtomicBool,
+    progress: &dyn Fn(&str),
+) -> Result<(), FleetError> {
+    let start = Instant::now();
+    let (mut begun, mut ended) = (vec![false; faults.len()], vec![false; faults.len()]);
+    while start.elapsed() < config.duration {
+        if interrupted.load(Ordering::Relaxed) {
+            return Err(FleetError::Interrupted);
+        }
+        let now = start.elapsed().as_millis() as u64;
+        for (i, fault) in faults.iter().enumerate() {
+            if !begun[i] && now >= fault.at_ms {
+                begun[i] = true;
+                progress(&format!("{} s: {}{}", now / 1000, fault.kind, on(fault)));
+                begin(fault, workers, emulator)?;
+            }
+            if begun[i] && !ended[i] && fault.until_ms.is_some_and(|until| now >= until) {
+                ended[i] = true;
+                end(fault, workers, emulator)?;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (i, fault) in faults.iter().enumerate() {
+        if begun[i] && !ended[i] && fault.until_ms.is_some() {
+            end(fault, workers, emulator)?;
+        }
+    }
+    Ok(())
+}
+
+fn on(fault: &Fault) -> String {
+    fault
+        .worker
+        .map_or_else(String::new, |w| format!(" {}", instance(w)))
+}
+
+fn begin(
+    fault: &Fault,
+    workers: &mut Workers,
+    emulator: Option<&Emulator>,
+) -> Result<(), FleetError> {
+    let store =
+        || emulator.ok_or_else(|| FleetError::BadInput("store faults need the emulator".into()));
+    match (fault.kind, fault.worker) {
+        (FaultKind::Kill, Some(w)) => {
+            workers.signal(w, Signal::SIGKILL);
+            workers.reap(w, Duration::from_secs(5));
+            workers.fates[w] = Fate::Killed;
+        }
+        (FaultKind::Freeze, Some(w)) => {
+            workers.signal(w, Signal::SIGSTOP);
+            workers.fates[w] = Fate::Thawed;
+        }
+        (FaultKind::Term, Some(w)) => {
+            workers.signal(w, Signal::SIGTERM);
+            workers.fates[w] = Fate::Terminated;
+        }
+        (FaultKind::StoreRestart, _) => store()?.restart().map_err(FleetError::CannotRun)?,
+        (FaultKind::StorePause, _) => store()?.pause().map_err(FleetError::CannotRun)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn end(
+    fault: &Fault,
+    workers: &mut Workers,
+    emulator: Option<&Emulator>,
+) -> Result<(), FleetError> {
+    match (fault.kind, fault.worker, emulator) {
+        (FaultKind::Freeze, Some(w), _) => workers.signal(w, Signal::SIGCONT),
+        (FaultKind::StorePause, _, Some(e)) => e.unpause().map_err(FleetError::CannotRun)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// SIGTERM to every worker still running, then waits for each (a worker that does not stop
+/// within a minute is killed, and counts as killed).
+fn stop(workers: &mut Workers) {
+    for i in 0..workers.children.len() {
+        if workers.fates[i] != Fate::Killed {
+            workers.signal(i, Signal::SIGCONT);
+            workers.signal(i, Signal::SIGTERM);
+        }
+    }
+    for i in 0..workers.children.len() {
+        if workers.fates[i] != Fate::Killed && !workers.reap(i, Duration::from_secs(60)) {
+            workers.fates[i] = Fate::Killed;
+        }
+    }
+}
+
+fn read_journals(config: &FleetConfig) -> Result<Vec<journal::Account>, FleetError> {
+    (0..config.instances)
+        .map(|i| {
+            let path = config.out.join(format!("{}.jsonl", instance(i)));
+            journal::read(&path)
+                .map(|events| journal::account(&events))
+                .map_err(FleetError::CannotRun)
+        })
+        .collect()
+}
+
+/// Every service's verdict: the day items of the run's days summed, against the journals.
+fn judge(
+    config: &FleetConfig,
+    store: &BlockingDynamoStore,
+    accounts: &[journal::Account],
+    fates: &[Fate],
+    first: UtcDay,
+    last: UtcDay,
+) -> Result<Vec<ServiceVerdict>, FleetError> {
+    let quota = crate::services(config.bounded);
+    let mut stored: BTreeMap<String, u64> = BTreeMap::new();
+    let mut day = first;
+    loop {
+        let item = store
+            .load_day(day)
+            .map_err(|e| FleetError::CannotRun(format!("cannot read the store's totals: {e}")))?;
+        for name in quota.names() {
+            *stored.entry(name.to_owned()).or_default() +=
+                item.as_ref().map_or(0, |d| d.used(name));
+        }
+        if day >= last {
+            break;
+        }
+        day = day.next();
+    }
+    let workers: Vec<(Fate, &journal::Account)> = fates
+        .iter()
+        .zip(accounts)
+        .map(|(fate, account)| {
+            // A journal without a graceful stop is a worker that died, however it ended.
+            let fate = if account.stopped { *fate } else { Fate::Killed };
+            (fate, account)
+        })
+        .collect();
+    Ok(quota
+        .services()
+        .iter()
+        .map(|service| {
+            let ceiling = crate::ceiling(service.limit(), quota.admission_ceiling_percent());
+            verdict::judge(
+                service.name(),
+                &workers,
+                stored.get(service.name()).copied().unwrap_or(0),
+                ceiling,
+                config.bounded,
+            )
+        })
+        .collect())
+}

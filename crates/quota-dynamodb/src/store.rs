@@ -349,6 +349,7 @@ impl DynamoStore {
                     return self.apply_then_save_whole(batch).await;
                 }
                 StoreVariant::RetryDoubleApply => {}
+                StoreVariant::AckBeforeWrite => return self.apply_write_behind(batch),
             }
         }
         self.apply_fixed(batch).await

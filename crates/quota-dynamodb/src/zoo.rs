@@ -31,6 +31,10 @@ pub enum StoreVariant {
     /// Deltas added with `ADD` and no sequence condition: a retry after a timeout whose
     /// first attempt landed adds them again.
     RetryDoubleApply,
+    /// A write-behind store: a batch is acknowledged at once and written a second later
+    /// (the fixed write, on the store's runtime). Within one process every call lands in the
+    /// end; a process killed in that second loses calls it saw acknowledged.
+    AckBeforeWrite,
 }
 
 impl StoreVariant {
@@ -40,6 +44,7 @@ impl StoreVariant {
         StoreVariant::SyncOverwrite,
         StoreVariant::OverwriteErasesCounters,
         StoreVariant::RetryDoubleApply,
+        StoreVariant::AckBeforeWrite,
     ];
 
     /// The id used on the command line and in reports (as in `original-service.md`).
@@ -49,6 +54,7 @@ impl StoreVariant {
             StoreVariant::SyncOverwrite => "sync-overwrite",
             StoreVariant::OverwriteErasesCounters => "overwrite-erases-counters",
             StoreVariant::RetryDoubleApply => "retry-double-apply",
+            StoreVariant::AckBeforeWrite => "ack-before-write",
         }
     }
 
@@ -61,6 +67,9 @@ impl StoreVariant {
                 "a periodic full-item PutItem erases the ADDed counters"
             }
             StoreVariant::RetryDoubleApply => "ADD without the sequence condition: retries double",
+            StoreVariant::AckBeforeWrite => {
+                "acknowledged before it is written: a crash loses acknowledged calls"
+            }
         }
     }
 
@@ -69,7 +78,9 @@ impl StoreVariant {
     pub fn shows_as(self) -> Option<&'static str> {
         match self {
             StoreVariant::Fixed => None,
-            StoreVariant::SyncOverwrite | StoreVariant::OverwriteErasesCounters => Some("lost"),
+            StoreVariant::SyncOverwrite
+            | StoreVariant::OverwriteErasesCounters
+            | StoreVariant::AckBeforeWrite => Some("lost"),
             StoreVariant::RetryDoubleApply => Some("doubled"),
         }
     }
@@ -215,5 +226,26 @@ impl DynamoStore {
                     ),
                 )
             })
+    }
+}
+
+/// How long `ack-before-write` holds a batch before writing it: longer than a sync period,
+/// so some acknowledged batch is always unwritten.
+const WRITE_BEHIND: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl DynamoStore {
+    /// `ack-before-write`: acknowledges `batch` now and writes it later, on this runtime.
+    pub(crate) fn apply_write_behind(
+        &self,
+        batch: &quota_tracker::SyncBatch,
+    ) -> Result<Option<quota_tracker::StoredDay>, quota_tracker::StoreError> {
+        let (store, batch) = (self.clone(), batch.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(WRITE_BEHIND).await;
+            if let Err(error) = store.apply_fixed(&batch).await {
+                tracing::warn!(%error, "write-behind batch failed after its acknowledgement");
+            }
+        });
+        Ok(None)
     }
 }

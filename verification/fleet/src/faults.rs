@@ -150,6 +150,20 @@ pub fn plan(
             until_ms,
         });
     }
+    // The store is restarted outside a pause (a restart would end the pause early).
+    let pause = faults
+        .iter()
+        .find(|f| f.kind == FaultKind::StorePause)
+        .map(|f| (f.at_ms, f.until_ms.unwrap_or(f.at_ms)));
+    if let (Some((from, until)), Some(restart)) = (
+        pause,
+        faults
+            .iter_mut()
+            .find(|f| f.kind == FaultKind::StoreRestart),
+    ) && (from..=until + 1_000).contains(&restart.at_ms)
+    {
+        restart.at_ms = until + 1_000;
+    }
     faults.sort_by_key(|f| f.at_ms);
     Ok(faults)
 }
@@ -172,6 +186,20 @@ mod tests {
             a.iter()
                 .all(|f| f.at_ms >= 9_000 && f.until_ms.unwrap_or(f.at_ms) <= 43_000)
         );
+    }
+
+    #[test]
+    fn the_store_is_never_restarted_during_its_pause() {
+        for seed in 0..200 {
+            let faults = plan(&FaultKind::ALL, 4, 40_000, seed).expect("fits");
+            let at = |kind| faults.iter().find(|f| f.kind == kind).expect("planned");
+            let (pause, restart) = (at(FaultKind::StorePause), at(FaultKind::StoreRestart));
+            let until = pause.until_ms.expect("a pause ends");
+            assert!(
+                !(pause.at_ms..=until).contains(&restart.at_ms),
+                "seed {seed}: {faults:?}"
+            );
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub const TIERS: &[Tier] = &[
         name: "unit",
         about: "unit and integration tests of the crates (core, checker, CLI, bench smoke)",
         runner: Runner::Workspace {
-            filter: "not (package(quota-harness) | package(quota-dynamodb-tests))",
+            filter: "not (package(quota-harness) | package(quota-dynamodb-tests) | (package(quota-verify) & binary(fleet)))",
         },
         needs_emulator: false,
     },
@@ -66,6 +66,14 @@ pub const TIERS: &[Tier] = &[
         about: "the DynamoDB store against a real emulator in a container",
         runner: Runner::Workspace {
             filter: "package(quota-dynamodb-tests)",
+        },
+        needs_emulator: true,
+    },
+    Tier {
+        name: "fleet",
+        about: "worker processes against the emulator on a volume: kill, freeze, SIGTERM, store restart and pause; store variants caught at fleet level",
+        runner: Runner::Workspace {
+            filter: "package(quota-verify) & binary(fleet)",
         },
         needs_emulator: true,
     },

@@ -1,0 +1,310 @@
+//! `quota-verify fleet` as a user runs it: real worker processes, real signals, the emulator
+//! on a volume restarted for real. Needs the container engine and the emulator image
+//! (`scripts/dynamodb-setup`); the gate's `fleet` tier.
+#![cfg(feature = "dynamodb")]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use quota_evidence::Finding;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quota-verify"))
+        .arg("fleet")
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn report(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "one JSON object expected ({e}); stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Processes whose command line mentions `needle` (workers of a run, by its table).
+fn processes_with(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(needle).then_some(cmdline)
+        })
+        .collect()
+}
+
+fn table(name: &str) -> String {
+    format!("fleet-test-{name}-{}", std::process::id())
+}
+
+fn out_dir(name: &str) -> String {
+    std::env::temp_dir()
+        .join(format!("quota-fleet-test-{name}-{}", std::process::id()))
+        .display()
+        .to_string()
+}
+
+fn sum(service_rows: &serde_json::Value, field: &str) -> u64 {
+    service_rows.as_array().map_or(0, |rows| {
+        rows.iter().filter_map(|r| r[field].as_u64()).sum()
+    })
+}
+
+#[test]
+fn the_fixed_tracker_passes_every_fault_and_a_terminated_worker_loses_nothing() {
+    let (table, out) = (table("faults"), out_dir("faults"));
+    let output = run(&[
+        "--instances",
+        "4",
+        "--threads",
+        "4",
+        "--duration",
+        "40",
+        "--seed",
+        "3",
+        "--faults",
+        "kill,freeze,term,store-restart,store-pause",
+        "--table",
+        &table,
+        "--out",
+        &out,
+        "--json",
+    ]);
+    let report = report(&output);
+    let caught = report["verdict"] != "pass";
+    Finding::new(
+        "fleet/faults",
+        "fixed",
+        caught,
+        if caught {
+            report.to_string()
+        } else {
+            String::new()
+        },
+    )
+    .emit();
+    assert!(!caught, "the fixed tracker failed: {report:#}");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(report["faults"].as_array().map(Vec::len), Some(5));
+    let workers = report["workers"].as_array().expect("workers");
+    let fates: Vec<&str> = workers.iter().filter_map(|w| w["fate"].as_str()).collect();
+    for fate in ["killed", "thawed", "terminated"] {
+        assert!(fates.contains(&fate), "{fate} missing: {fates:?}");
+    }
+    // The killed worker lost at most its unacknowledged calls; nothing was doubled.
+    assert!(
+        report["lost"].as_u64() <= report["lost_bound"].as_u64(),
+        "{report:#}"
+    );
+    assert_eq!(report["doubled"], 0);
+    assert!(
+        Path::new(&out).join("worker-0.jsonl").exists(),
+        "journals kept in --out"
+    );
+    assert!(
+        processes_with(&table).is_empty(),
+        "a worker outlived the run"
+    );
+}
+
+#[test]
+fn the_bounded_mode_admits_at_most_the_ceiling_across_processes() {
+    let (table, out) = (table("bounded"), out_dir("bounded"));
+    let output = run(&[
+        "--instances",
+        "4",
+        "--threads",
+        "4",
+        "--duration",
+        "20",
+        "--admission",
+        "bounded",
+        "--faults",
+        "kill,store-restart",
+        "--table",
+        &table,
+        "--out",
+        &out,
+        "--json",
+    ]);
+    let report = report(&output);
+    assert_eq!(report["verdict"], "pass", "{report:#}");
+    let capped = &report["services"][0];
+    assert_eq!(capped["service"], "capped");
+    assert!(
+        capped["admitted"].as_u64() <= capped["ceiling"].as_u64(),
+        "{capped:#}"
+    );
+    assert!(
+        capped["admitted_bound"].is_null(),
+        "the bounded mode's bound is the ceiling"
+    );
+}
+
+/// Each store variant must fail the fleet run, its own way.
+#[test]
+fn store_variants_are_caught_at_fleet_level_naming_lost_or_doubled_counts() {
+    for (variant, way) in [
+        ("sync-overwrite", "lost"),
+        ("retry-double-apply", "doubled"),
+        ("ack-before-write", "lost"),
+    ] {
+        let (table, out) = (table(variant), out_dir(variant));
+        let output = run(&[
+            "--instances",
+            "3",
+            "--threads",
+            "2",
+            "--duration",
+            "15",
+            "--seed",
+            "5",
+            "--faults",
+            "kill,store-pause",
+            "--store-variant",
+            variant,
+            "--table",
+            &table,
+            "--out",
+            &out,
+            "--json",
+        ]);
+        let report = report(&output);
+        let (lost, doubled) = (
+            sum(&report["services"], "lost"),
+            sum(&report["services"], "doubled"),
+        );
+        // Lost beyond the bound: what the store lacks past the killed workers' unsynced calls.
+        let lost_beyond = lost.saturating_sub(sum(&report["services"], "lost_bound"));
+        let caught = report["verdict"] == "fail";
+        let direction = quota_evidence::direction(lost_beyond, doubled);
+        let finding = Finding::new(
+            format!("fleet/{}", if way == "lost" { "lost" } else { "doubled" }),
+            variant,
+            caught,
+            if caught {
+                format!(
+                    "lost {lost} (bound {}), doubled {doubled}",
+                    sum(&report["services"], "lost_bound")
+                )
+            } else {
+                String::new()
+            },
+        )
+        .with_direction(direction);
+        finding.emit();
+        assert!(caught, "{variant} passed the fleet run: {report:#}");
+        assert_eq!(output.status.code(), Some(1), "{variant}");
+        assert!(
+            finding.shows(way),
+            "{variant} must show as {way}: {report:#}"
+        );
+        assert!(
+            processes_with(&table).is_empty(),
+            "a worker outlived the run"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_3_and_no_worker_left() {
+    let (table, out) = (table("bad"), out_dir("bad"));
+    for (args, says) in [
+        (vec!["--instances", "0"], "--instances 0"),
+        (vec!["--faults", "kill,explode"], "unknown fault"),
+        (
+            vec![
+                "--endpoint",
+                "http://127.0.0.1:1",
+                "--faults",
+                "none",
+                "--duration",
+                "2",
+            ],
+            "cannot use table",
+        ),
+        (
+            vec![
+                "--endpoint",
+                "http://127.0.0.1:1",
+                "--faults",
+                "store-restart",
+            ],
+            "need the emulator",
+        ),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--table", &table, "--out", &out]);
+        let output = run(&all);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?} should say {says:?}: {stderr}"
+        );
+    }
+    assert!(processes_with(&table).is_empty());
+}
+
+#[test]
+fn ctrl_c_stops_every_worker_and_the_emulator() {
+    let (table, out) = (table("interrupt"), out_dir("interrupt"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quota-verify"))
+        .args([
+            "fleet",
+            "--duration",
+            "60",
+            "--faults",
+            "none",
+            "--table",
+            &table,
+            "--out",
+            &out,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_with(&format!("fleet-worker --table {table}")).len() < 4
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !processes_with(&format!("fleet-worker --table {table}")).is_empty(),
+        "workers started"
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("signal");
+    let status = child.wait().expect("exits");
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        processes_with(&format!("fleet-worker --table {table}")).is_empty(),
+        "workers left"
+    );
+    let containers = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name=quota-fleet-{}", child.id()),
+            "-q",
+        ])
+        .output()
+        .expect("docker");
+    assert!(
+        containers.stdout.is_empty(),
+        "the emulator container was left behind"
+    );
+}

@@ -174,7 +174,8 @@ impl DynamoStore {
     }
 
     /// Creates the table (`PK` hash, `SK` range, both strings) if it does not exist, and
-    /// waits until it is active.
+    /// waits until it is active. A table that exists with another key is refused
+    /// ([`StoreErrorKind::Rejected`]): it is not a quota table.
     pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
         let exists = self
             .client
@@ -182,49 +183,89 @@ impl DynamoStore {
             .table_name(&self.table)
             .send()
             .await;
-        if let Err(error) = exists {
-            if error.code() != Some("ResourceNotFoundException") {
+        match exists {
+            Ok(described) => {
+                let key: Vec<(String, String)> = described
+                    .table()
+                    .map(|t| t.key_schema())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|k| {
+                        (
+                            k.attribute_name().to_owned(),
+                            k.key_type().as_str().to_owned(),
+                        )
+                    })
+                    .collect();
+                let expected = [
+                    ("PK".to_owned(), "HASH".to_owned()),
+                    ("SK".to_owned(), "RANGE".to_owned()),
+                ];
+                if key != expected {
+                    let found: Vec<String> =
+                        key.iter().map(|(n, t)| format!("{n} ({t})")).collect();
+                    return Err(StoreError::new(
+                        StoreErrorKind::Rejected,
+                        "create table",
+                        format!(
+                            "table {:?} exists but is not a quota table: its key is {}, \
+                             expected PK (HASH) and SK (RANGE); choose another table",
+                            self.table,
+                            found.join(", ")
+                        ),
+                    ));
+                }
+            }
+            Err(error) if error.code() != Some("ResourceNotFoundException") => {
                 return Err(self.error("create table", &error));
             }
-            let attribute = |name: &str| {
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-            };
-            let key = |name: &str, kind| {
-                KeySchemaElement::builder()
-                    .attribute_name(name)
-                    .key_type(kind)
-                    .build()
-            };
-            let (pk, sk) = (attribute("PK"), attribute("SK"));
-            let (hash, range) = (key("PK", KeyType::Hash), key("SK", KeyType::Range));
-            let throughput = ProvisionedThroughput::builder()
-                .read_capacity_units(100)
-                .write_capacity_units(100)
-                .build();
-            let built = (|| {
-                Ok::<_, aws_sdk_dynamodb::error::BuildError>((pk?, sk?, hash?, range?, throughput?))
-            })();
-            let (pk, sk, hash, range, throughput) = built.map_err(|e| {
-                StoreError::new(StoreErrorKind::Rejected, "create table", e.to_string())
-            })?;
-            let created = self
-                .client
-                .create_table()
-                .table_name(&self.table)
-                .attribute_definitions(pk)
-                .attribute_definitions(sk)
-                .key_schema(hash)
-                .key_schema(range)
-                .provisioned_throughput(throughput)
-                .send()
-                .await;
-            if let Err(error) = created
-                && error.code() != Some("ResourceInUseException")
-            {
-                return Err(self.error("create table", &error));
+            Err(_) => {
+                let attribute = |name: &str| {
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                };
+                let key = |name: &str, kind| {
+                    KeySchemaElement::builder()
+                        .attribute_name(name)
+                        .key_type(kind)
+                        .build()
+                };
+                let (pk, sk) = (attribute("PK"), attribute("SK"));
+                let (hash, range) = (key("PK", KeyType::Hash), key("SK", KeyType::Range));
+                let throughput = ProvisionedThroughput::builder()
+                    .read_capacity_units(100)
+                    .write_capacity_units(100)
+                    .build();
+                let built = (|| {
+                    Ok::<_, aws_sdk_dynamodb::error::BuildError>((
+                        pk?,
+                        sk?,
+                        hash?,
+                        range?,
+                        throughput?,
+                    ))
+                })();
+                let (pk, sk, hash, range, throughput) = built.map_err(|e| {
+                    StoreError::new(StoreErrorKind::Rejected, "create table", e.to_string())
+                })?;
+                let created = self
+                    .client
+                    .create_table()
+                    .table_name(&self.table)
+                    .attribute_definitions(pk)
+                    .attribute_definitions(sk)
+                    .key_schema(hash)
+                    .key_schema(range)
+                    .provisioned_throughput(throughput)
+                    .send()
+                    .await;
+                if let Err(error) = created
+                    && error.code() != Some("ResourceInUseException")
+                {
+                    return Err(self.error("create table", &error));
+                }
             }
         }
         for _ in 0..100 {

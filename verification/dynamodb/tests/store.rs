@@ -199,3 +199,57 @@ fn a_lossy_endpoint_fails_the_store_check_with_the_counts() {
     );
     assert!(result.repeated_returns >= 15, "{result:?}");
 }
+
+#[test]
+fn a_table_with_another_key_is_refused_as_not_a_quota_table() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+    };
+    let server = Server::start();
+    let config = DynamoConfig {
+        table: "not-a-quota-table".to_owned(),
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = quota_dynamodb::connect(&config).await;
+        let created = client
+            .create_table()
+            .table_name(&config.table)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("valid"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("valid"),
+            )
+            .provisioned_throughput(
+                ProvisionedThroughput::builder()
+                    .read_capacity_units(1)
+                    .write_capacity_units(1)
+                    .build()
+                    .expect("valid"),
+            )
+            .send()
+            .await;
+        created.expect("the other table is created");
+    });
+    let store = BlockingDynamoStore::connect(&config, clock()).expect("runtime");
+    let error = store
+        .create_table_if_missing()
+        .expect_err("another key schema is not ours");
+    assert_eq!(error.kind, StoreErrorKind::Rejected);
+    assert!(error.message.contains("not a quota table"), "{error}");
+    assert!(error.message.contains("id (HASH)"), "{error}");
+}

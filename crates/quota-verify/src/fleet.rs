@@ -269,10 +269,18 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-/// The report as JSON, with the names at the top level summed over services.
+/// The report as JSON: counts summed over services at the top level, admissions and
+/// ceilings per service (the window is the day), and every service's and worker's row.
 fn json(report: &FleetReport) -> serde_json::Value {
     let sum = |f: fn(&quota_fleet::verdict::ServiceVerdict) -> u64| -> u64 {
         report.services.iter().map(f).sum()
+    };
+    let per_service = |f: fn(&quota_fleet::verdict::ServiceVerdict) -> u64| {
+        report
+            .services
+            .iter()
+            .map(|s| (s.service.clone(), f(s)))
+            .collect::<std::collections::BTreeMap<_, _>>()
     };
     serde_json::json!({
         "instances": report.instances,
@@ -287,6 +295,13 @@ fn json(report: &FleetReport) -> serde_json::Value {
         "lost": sum(|s| s.lost),
         "doubled": sum(|s| s.doubled),
         "lost_bound": sum(|s| s.lost_bound),
+        "admitted": per_service(|s| s.admitted),
+        "ceiling": per_service(|s| s.ceiling),
+        "admitted_bound": report
+            .services
+            .iter()
+            .filter_map(|s| Some((s.service.clone(), s.admitted_bound?)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
         "services": report.services,
         "workers": report.workers,
         "out": report.out,

@@ -4,7 +4,7 @@
 //!
 //! A lease is a block of calls of one service's current window. The store keeps, per
 //! window, how many calls it granted, and grants a block only with a conditional write that
-//! cannot take that past the ceiling ([`Store::grant_lease`](crate::Store::grant_lease)).
+//! cannot take that past the ceiling ([`Store::grant_lease`]).
 //! Under the cache lock an instance admits from its block (one comparison and one
 //! subtraction more than the default mode); it asks for the next block outside the lock,
 //! when the block runs low or out. What is left of a block goes back to the store when the
@@ -102,8 +102,8 @@ impl Default for LeasePolicy {
 }
 
 /// A request for a block of one service's window: hand it to
-/// [`Store::grant_lease`](crate::Store::grant_lease), then to
-/// [`Tracker::finish_lease`](crate::Tracker::finish_lease).
+/// [`Store::grant_lease`], then to
+/// [`Tracker::finish_lease`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a lease request must be finished, or the service asks again only when it runs out"]
 pub struct LeaseRequest {

@@ -36,7 +36,7 @@ mod clock;
 mod config;
 mod day;
 mod error;
-mod lease;
+pub mod lease;
 mod pending;
 pub mod reduced;
 mod state;

@@ -308,3 +308,66 @@ fn ctrl_c_stops_every_worker_and_the_emulator() {
         "the emulator container was left behind"
     );
 }
+
+#[test]
+fn a_table_that_is_not_a_quota_table_is_refused_with_exit_3() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+    };
+    let emulator = quota_fleet::emulator::Emulator::start().expect("the emulator starts");
+    let config = quota_dynamodb::DynamoConfig {
+        table: "someone-elses".to_owned(),
+        endpoint: Some(emulator.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = quota_dynamodb::connect(&config).await;
+        let attribute = AttributeDefinition::builder()
+            .attribute_name("id")
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("valid");
+        let key = KeySchemaElement::builder()
+            .attribute_name("id")
+            .key_type(KeyType::Hash)
+            .build()
+            .expect("valid");
+        let throughput = ProvisionedThroughput::builder()
+            .read_capacity_units(1)
+            .write_capacity_units(1)
+            .build()
+            .expect("valid");
+        client
+            .create_table()
+            .table_name(&config.table)
+            .attribute_definitions(attribute)
+            .key_schema(key)
+            .provisioned_throughput(throughput)
+            .send()
+            .await
+            .expect("the other table is created");
+    });
+    let output = run(&[
+        "--endpoint",
+        &emulator.endpoint,
+        "--table",
+        &config.table,
+        "--faults",
+        "none",
+        "--duration",
+        "2",
+        "--out",
+        &out_dir("not-ours"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("not a quota table"), "{stderr}");
+    assert!(
+        processes_with("--table someone-elses").is_empty(),
+        "no worker started"
+    );
+}

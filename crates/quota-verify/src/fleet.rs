@@ -27,8 +27,9 @@ const INTERRUPTED: u8 = 130;
 ///
 /// INSTANCES worker processes (this binary, as `fleet-worker`), each a tracker with its own
 /// sync loop and THREADS threads admitting RATE calls a second each to two services
-/// (`capped`: 1,000 a day, ceiling 800, reached within seconds; `steady`: never near its
-/// limit). Each worker journals every call before asking and after the answer, and every
+/// (`capped`: 1,000 a day, ceiling 800, shared by the fleet, reached within seconds;
+/// `steady-N`: worker N's own, never near its limit, so the store's count of it is exactly
+/// what that worker's calls became). Each worker journals every call before asking and after the answer, and every
 /// batch the store acknowledged, to DIR/worker-N.jsonl (one write per line: a SIGKILL loses
 /// none). FAULTS are injected once each at times drawn from SEED: `kill` (SIGKILL),
 /// `freeze` (SIGSTOP for 4 s, then SIGCONT), `term` (SIGTERM: a graceful stop mid-run),
@@ -130,6 +131,8 @@ pub struct WorkerArgs {
     #[arg(long)]
     instance: String,
     #[arg(long)]
+    index: usize,
+    #[arg(long)]
     threads: usize,
     #[arg(long)]
     rate: f64,
@@ -154,6 +157,7 @@ pub fn run_worker(args: &WorkerArgs) -> ExitCode {
         table: args.table.clone(),
         region: args.region.clone(),
         instance: args.instance.clone(),
+        index: args.index,
         threads: args.threads,
         rate: args.rate,
         bounded: args.bounded,

@@ -150,7 +150,8 @@ fn the_bounded_mode_admits_at_most_the_ceiling_across_processes() {
     );
 }
 
-/// Each store variant must fail the fleet run, its own way.
+/// Each store variant must fail the fleet run, its own way, with the faults: the
+/// freeze leaves a write in doubt (its answer dropped), which `retry-double-apply` doubles.
 #[test]
 fn store_variants_are_caught_at_fleet_level_naming_lost_or_doubled_counts() {
     for (variant, way) in [
@@ -169,7 +170,7 @@ fn store_variants_are_caught_at_fleet_level_naming_lost_or_doubled_counts() {
             "--seed",
             "5",
             "--faults",
-            "kill,store-pause",
+            "kill,freeze,store-restart",
             "--store-variant",
             variant,
             "--table",

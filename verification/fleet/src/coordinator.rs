@@ -2,7 +2,7 @@
 //! faults on schedule, stops the survivors with SIGTERM, then judges the store against the
 //! journals. Every worker and the emulator are gone when it returns, whatever happened.
 
-use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::emulator::Emulator;
 use crate::faults::{Fault, FaultKind};
 use crate::journal;
+use crate::proxy::Proxy;
 use crate::verdict::{self, Fate, ServiceVerdict, WorkerReport};
 
 /// A fleet run's settings.
@@ -105,6 +106,9 @@ impl std::fmt::Display for FleetError {
 struct Workers {
     children: Vec<Child>,
     fates: Vec<Fate>,
+    /// Each worker's relay to the emulator (none with `--endpoint`).
+    proxies: Vec<Proxy>,
+    journals: Vec<PathBuf>,
 }
 
 impl Workers {
@@ -114,6 +118,23 @@ impl Workers {
 
     fn signal(&self, i: usize, signal: Signal) {
         let _ = kill(self.pid(i), signal);
+    }
+
+    /// Waits (up to 2 s) until worker `i` journals that it is sending a batch, so a freeze
+    /// lands mid-write.
+    fn await_sending(&self, i: usize) {
+        let path = &self.journals[i];
+        let seen = std::fs::metadata(path).map_or(0, |m| m.len());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(text) = std::fs::read(path)
+                && text.len() as u64 > seen
+                && String::from_utf8_lossy(&text[seen as usize..]).contains("\"op\":\"sending\"")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// Waits up to `patience` for worker `i` to exit; kills it after that. Whether it
@@ -272,21 +293,38 @@ fn spawn(
     let mut workers = Workers {
         children: Vec::new(),
         fates: vec![Fate::Survived; config.instances],
+        proxies: Vec::new(),
+        journals: (0..config.instances)
+            .map(|i| config.out.join(format!("{}.jsonl", instance(i))))
+            .collect(),
     };
+    // Relays only in front of our own emulator (a plain http://127.0.0.1:PORT).
+    let upstream = relay_target(config, endpoint);
     for i in 0..config.instances {
+        let endpoint = match upstream {
+            Some(address) => {
+                let proxy = Proxy::start(address).map_err(|e| {
+                    FleetError::CannotRun(format!("cannot start worker {i}'s relay: {e}"))
+                })?;
+                let relayed = format!("http://127.0.0.1:{}", proxy.port);
+                workers.proxies.push(proxy);
+                Some(relayed)
+            }
+            None => endpoint.clone(),
+        };
         let mut command = Command::new(&config.exe);
         command
             .arg("fleet-worker")
             .args(["--table", table, "--region", &config.region])
-            .args(["--instance", &instance(i)])
+            .args(["--instance", &instance(i), "--index", &i.to_string()])
             .args(["--threads", &config.threads.to_string()])
             .args(["--rate", &config.rate.to_string()])
             .args(["--store-variant", config.store_variant.id()])
             .args(["--sync-ms", &config.sync_period.as_millis().to_string()])
             .arg("--journal")
-            .arg(config.out.join(format!("{}.jsonl", instance(i))))
+            .arg(&workers.journals[i])
             .stdin(Stdio::null());
-        if let Some(endpoint) = endpoint {
+        if let Some(endpoint) = &endpoint {
             command.args(["--endpoint", endpoint]);
         }
         if config.bounded {
@@ -301,6 +339,20 @@ fn spawn(
         workers.children.push(child);
     }
     Ok(workers)
+}
+
+/// Where the relays forward to: our emulator's port, when the run started it.
+fn relay_target(config: &FleetConfig, endpoint: &Option<String>) -> Option<SocketAddr> {
+    if config.endpoint.is_some() {
+        return None;
+    }
+    let port = endpoint
+        .as_deref()?
+        .rsplit(':')
+        .next()?
+        .parse::<u16>()
+        .ok()?;
+    Some(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Injects the schedule while the workers admit; returns at the end of the run.
@@ -360,6 +412,12 @@ fn begin(
             workers.fates[w] = Fate::Killed;
         }
         (FaultKind::Freeze, Some(w)) => {
+            // Mid-write, its answer dropped: on thaw its connection is gone and the write's
+            // outcome unknown (the store may have applied it).
+            workers.await_sending(w);
+            if let Some(proxy) = workers.proxies.get(w) {
+                proxy.hold_after_next_request(Duration::from_secs(1));
+            }
             workers.signal(w, Signal::SIGSTOP);
             workers.fates[w] = Fate::Thawed;
         }
@@ -380,7 +438,12 @@ fn end(
     emulator: Option<&Emulator>,
 ) -> Result<(), FleetError> {
     match (fault.kind, fault.worker, emulator) {
-        (FaultKind::Freeze, Some(w), _) => workers.signal(w, Signal::SIGCONT),
+        (FaultKind::Freeze, Some(w), _) => {
+            if let Some(proxy) = workers.proxies.get(w) {
+                proxy.release();
+            }
+            workers.signal(w, Signal::SIGCONT);
+        }
         (FaultKind::StorePause, _, Some(e)) => e.unpause().map_err(FleetError::CannotRun)?,
         _ => {}
     }
@@ -414,7 +477,8 @@ fn read_journals(config: &FleetConfig) -> Result<Vec<journal::Account>, FleetErr
         .collect()
 }
 
-/// Every service's verdict: the day items of the run's days summed, against the journals.
+/// Every service's verdict: the day items of the run's days summed, against the journals:
+/// `capped` against every worker, each `steady-<i>` against worker `i` alone.
 fn judge(
     config: &FleetConfig,
     store: &BlockingDynamoStore,
@@ -423,22 +487,6 @@ fn judge(
     first: UtcDay,
     last: UtcDay,
 ) -> Result<Vec<ServiceVerdict>, FleetError> {
-    let quota = crate::services(config.bounded);
-    let mut stored: BTreeMap<String, u64> = BTreeMap::new();
-    let mut day = first;
-    loop {
-        let item = store
-            .load_day(day)
-            .map_err(|e| FleetError::CannotRun(format!("cannot read the store's totals: {e}")))?;
-        for name in quota.names() {
-            *stored.entry(name.to_owned()).or_default() +=
-                item.as_ref().map_or(0, |d| d.used(name));
-        }
-        if day >= last {
-            break;
-        }
-        day = day.next();
-    }
     let workers: Vec<(Fate, &journal::Account)> = fates
         .iter()
         .zip(accounts)
@@ -448,18 +496,50 @@ fn judge(
             (fate, account)
         })
         .collect();
-    Ok(quota
-        .services()
-        .iter()
-        .map(|service| {
+    let mut rows = Vec::new();
+    for i in 0..config.instances {
+        let quota = crate::services(config.bounded, i);
+        for service in quota.services() {
+            let shared = service.name() == "capped";
+            if shared && i > 0 {
+                continue;
+            }
+            let stored = stored(store, service.name(), first, last)?;
             let ceiling = crate::ceiling(service.limit(), quota.admission_ceiling_percent());
-            verdict::judge(
+            let judged = if shared {
+                &workers[..]
+            } else {
+                &workers[i..=i]
+            };
+            rows.push(verdict::judge(
                 service.name(),
-                &workers,
-                stored.get(service.name()).copied().unwrap_or(0),
+                judged,
+                stored,
                 ceiling,
                 config.bounded,
-            )
-        })
-        .collect())
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// What the store holds of `service` over the days of the run.
+fn stored(
+    store: &BlockingDynamoStore,
+    service: &str,
+    first: UtcDay,
+    last: UtcDay,
+) -> Result<u64, FleetError> {
+    let mut total = 0;
+    let mut day = first;
+    loop {
+        let item = store
+            .load_day(day)
+            .map_err(|e| FleetError::CannotRun(format!("cannot read the store's totals: {e}")))?;
+        total += item.as_ref().map_or(0, |d| d.used(service));
+        if day >= last {
+            return Ok(total);
+        }
+        day = day.next();
+    }
 }

@@ -50,6 +50,14 @@ pub enum Event {
         /// When.
         at_ms: i64,
     },
+    /// A sync batch is about to be written (the coordinator freezes a worker on it, so
+    /// the freeze lands mid-write).
+    Sending {
+        /// The batch's sequence number.
+        seq: u64,
+        /// When.
+        at_ms: i64,
+    },
     /// A sync batch landed: these calls per service are in the store.
     Ack {
         /// The batch's sequence number.
@@ -176,6 +184,7 @@ pub fn account(events: &[Event]) -> Account {
                 }
                 mark(*at_ms, &mut account);
             }
+            Event::Sending { .. } => {}
             Event::Stopped { at_ms } => {
                 account.stopped = true;
                 mark(*at_ms, &mut account);

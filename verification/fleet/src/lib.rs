@@ -11,18 +11,22 @@ pub mod coordinator;
 pub mod emulator;
 pub mod faults;
 pub mod journal;
+pub mod proxy;
 pub mod verdict;
 pub mod worker;
 
 use quota_tracker::{LeasePolicy, Period, QuotaConfig, ServiceConfig};
 
-/// The services a fleet run admits to: `capped` reaches its ceiling within seconds (1,000 a
-/// day, ceiling 800), `steady` never does (1,000,000 a day).
-pub fn services(bounded: bool) -> QuotaConfig {
+/// The services worker `index` admits to: `capped`, shared by the whole fleet, reaches its
+/// ceiling within seconds (1,000 a day, ceiling 800); `steady-<index>`, the worker's own,
+/// never does (1,000,000 a day), so the store's count of it says exactly what this one
+/// worker's calls became (a loss or a double of one worker is not hidden by another's).
+pub fn services(bounded: bool, index: usize) -> QuotaConfig {
     let service = |name: &str, limit| {
         ServiceConfig::new(name, limit, Period::Day).unwrap_or_else(|e| panic!("{e}"))
     };
-    let config = QuotaConfig::new(vec![service("capped", 1_000), service("steady", 1_000_000)])
+    let own = format!("steady-{index}");
+    let config = QuotaConfig::new(vec![service("capped", 1_000), service(&own, 1_000_000)])
         .unwrap_or_else(|e| panic!("{e}"));
     if bounded {
         config.with_leases(LeasePolicy::default())

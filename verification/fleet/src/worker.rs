@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     pub region: String,
     /// The tracker's instance name.
     pub instance: String,
+    /// The worker's number (its own service is `steady-<index>`).
+    pub index: usize,
     /// Admitting threads.
     pub threads: usize,
     /// Admissions per second per thread.
@@ -129,7 +131,7 @@ fn connect(config: &WorkerConfig) -> Result<Synced, String> {
     let store = BlockingDynamoStore::connect(&dynamo, Arc::clone(&clock))
         .map_err(|e| format!("cannot start the store's runtime: {e}"))?
         .with_variant(config.store_variant);
-    let quota = crate::services(config.bounded);
+    let quota = crate::services(config.bounded, config.index);
     let options = TrackerOptions {
         instance: config.instance.clone().into(),
         // Every sync and reload is the worker's own loop (so each landed batch is journaled).
@@ -200,6 +202,14 @@ fn sync_once(synced: &Synced, journal: &Journal) -> Result<Option<u64>, ()> {
     let mut calls: BTreeMap<String, i64> = BTreeMap::new();
     for (_, service, delta) in batch.named_deltas() {
         *calls.entry(service.to_owned()).or_default() += delta;
+    }
+    let sending = Event::Sending {
+        seq: batch.seq,
+        at_ms: now_ms(),
+    };
+    if journal.write(&sending).is_err() {
+        tracker.finish_sync(batch, SyncOutcome::Failed);
+        return Err(());
     }
     let started = Instant::now();
     let result = synced.store().apply_batch(&batch);

@@ -1,5 +1,5 @@
 //! `quota-gate`: the correctness gate. Runs every verification tier (unit, lost-update,
-//! linearizability, loom, dynamodb, bench), judges the zoo (every historical variant must
+//! linearizability, loom, dynamodb, fleet, bench), judges the zoo (every historical variant must
 //! be caught by some check), optionally compares with a baseline report, and writes
 //! `report.json`, `junit.xml` and `summary.md`.
 //!

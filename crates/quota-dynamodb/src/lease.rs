@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use quota_tracker::{LeaseRequest, StoreError, StoreErrorKind, SyncBatch, Window};
 
 use crate::item::{LEASE_GRANTED, granted, lease_key, lease_stamps, number};
-use crate::store::{DynamoStore, Failure, Update, classify, set_stamps};
+use crate::store::{DynamoStore, Sent, Update, set_stamps};
 
 /// Conditional grants tried before giving up when other instances keep taking what is
 /// left in between.
@@ -78,54 +78,28 @@ impl DynamoStore {
             &mut values,
             &mut sets,
         );
-        let mut seed = self.clock.now().0 as u64 | 1;
-        let mut maybe_sent = false;
-        let mut last = String::new();
-        for attempt in 0..self.retry.attempts.max(1) {
-            if attempt > 0 {
-                tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
-            }
-            let [pk, sk] = lease_key(&request.key.service, request.key.window);
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(pk.0, pk.1)
-                .key(sk.0, sk.1)
-                .update_expression(format!("ADD #granted :want SET {}", sets.join(", ")))
-                .condition_expression(GRANT_CONDITION)
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .return_values(ReturnValue::None)
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(Some(want)),
-                Err(error) => match classify(&error, &self.table) {
-                    Failure::Duplicate => return Ok(None),
-                    Failure::Transient {
-                        maybe_sent: sent,
-                        message,
-                    } => {
-                        maybe_sent |= sent;
-                        last = message;
-                    }
-                    Failure::Rejected(message) => {
-                        return Err(StoreError::new(StoreErrorKind::Rejected, "grant", message));
-                    }
-                },
-            }
-        }
-        let kind = if maybe_sent {
-            StoreErrorKind::OutcomeUnknown
-        } else {
-            StoreErrorKind::Unavailable
-        };
-        Err(StoreError::new(
-            kind,
-            "grant",
-            format!("gave up after {} attempts: {last}", self.retry.attempts),
-        ))
+        let seed = self.clock.now().0 as u64 | 1;
+        let expression = format!("ADD #granted :want SET {}", sets.join(", "));
+        let sent = self
+            .send_retrying("grant", seed, || {
+                let [pk, sk] = lease_key(&request.key.service, request.key.window);
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(pk.0, pk.1)
+                    .key(sk.0, sk.1)
+                    .update_expression(&expression)
+                    .condition_expression(GRANT_CONDITION)
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .return_values(ReturnValue::None)
+                    .send()
+            })
+            .await?;
+        Ok(match sent {
+            Sent::Answered(_) => Some(want),
+            Sent::ConditionFailed => None,
+        })
     }
 
     /// Gives `count` calls of `service`'s lease for `window` back, under the batch's

@@ -561,35 +561,58 @@ impl DynamoStore {
         names.insert("#seq".to_owned(), seq_attribute(&batch.instance));
         values.insert(":seq".to_owned(), number(batch.seq));
         let expression = format!("{expression}, #seq = :seq");
-        let now = self.clock.now();
-        let mut seed = (now.0 as u64) ^ batch.seq.rotate_left(17) | 1;
+        let seed = (self.clock.now().0 as u64) ^ batch.seq.rotate_left(17) | 1;
+        let sent = self
+            .send_retrying("apply", seed, || {
+                let [pk, sk] = key.clone();
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(pk.0, pk.1)
+                    .key(sk.0, sk.1)
+                    .update_expression(&expression)
+                    .set_condition_expression(self.at_most_once_condition())
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .return_values(ReturnValue::AllNew)
+                    .send()
+            })
+            .await?;
+        Ok(match sent {
+            Sent::Answered(output) => Some(output.attributes().cloned().unwrap_or_default()),
+            Sent::ConditionFailed => {
+                tracing::debug!(seq = batch.seq, "batch already applied to this item");
+                None
+            }
+        })
+    }
+
+    /// Sends the request `send` builds, retrying throttling and transient errors with
+    /// backoff: the answer, or that its condition failed; a refusal at once; after the last
+    /// attempt, [`StoreErrorKind::OutcomeUnknown`] if any attempt may have been applied,
+    /// [`StoreErrorKind::Unavailable`] otherwise.
+    pub(crate) async fn send_retrying<T, E, R, F, Fut>(
+        &self,
+        operation: &'static str,
+        mut seed: u64,
+        mut send: F,
+    ) -> Result<Sent<T>, StoreError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    {
         let mut maybe_sent = false;
         let mut last = String::new();
         for attempt in 0..self.retry.attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
             }
-            let [pk, sk] = key.clone();
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(pk.0, pk.1)
-                .key(sk.0, sk.1)
-                .update_expression(&expression)
-                .set_condition_expression(self.at_most_once_condition())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
-            match result {
-                Ok(output) => return Ok(Some(output.attributes().cloned().unwrap_or_default())),
+            match send().await {
+                Ok(output) => return Ok(Sent::Answered(output)),
                 Err(error) => match classify(&error, &self.table) {
-                    Failure::Duplicate => {
-                        tracing::debug!(seq = batch.seq, "batch already applied to this item");
-                        return Ok(None);
-                    }
+                    Failure::Duplicate => return Ok(Sent::ConditionFailed),
                     Failure::Transient {
                         maybe_sent: sent,
                         message,
@@ -599,7 +622,11 @@ impl DynamoStore {
                         last = message;
                     }
                     Failure::Rejected(message) => {
-                        return Err(StoreError::new(StoreErrorKind::Rejected, "apply", message));
+                        return Err(StoreError::new(
+                            StoreErrorKind::Rejected,
+                            operation,
+                            message,
+                        ));
                     }
                 },
             }
@@ -611,10 +638,18 @@ impl DynamoStore {
         };
         Err(StoreError::new(
             kind,
-            "apply",
+            operation,
             format!("gave up after {} attempts: {last}", self.retry.attempts),
         ))
     }
+}
+
+/// How a retried request ended, short of an error.
+pub(crate) enum Sent<T> {
+    /// The server answered.
+    Answered(T),
+    /// Its condition failed (for a batch: already applied to this item).
+    ConditionFailed,
 }
 
 /// Adds the `SET` clauses of an item's stamps: `updated_at` on every write, the TTL and the

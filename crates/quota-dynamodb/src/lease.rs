@@ -9,9 +9,10 @@
 //! condition; 0 when nothing is left. Returns ride on sync batches (`ADD` of a negative
 //! count, under the batch's sequence condition, so a retried batch gives back once).
 //!
-//! A grant is not idempotent: a timeout after the write landed leaves its calls granted to
-//! nobody (stranded for the window, never admitted), reported as
-//! [`StoreErrorKind::OutcomeUnknown`].
+//! A grant is not idempotent: a retry after an attempt that may have landed can grant a
+//! second block, and a grant that gives up after such an attempt is reported as
+//! [`StoreErrorKind::OutcomeUnknown`] and taken as nothing granted. Either way the calls
+//! in doubt are granted to nobody: stranded for the window, never admitted.
 
 use std::collections::HashMap;
 

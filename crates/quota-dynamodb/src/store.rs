@@ -70,11 +70,14 @@ pub(crate) fn classify<
                     code @ ("ProvisionedThroughputExceededException"
                     | "ThrottlingException"
                     | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "ServiceUnavailable"
                     | "LimitExceededException"),
                 ) => Failure::Transient {
                     maybe_sent: false,
+                    message: format!("{code}: {message}"),
+                },
+                // A server error on a write does not say the write did not happen.
+                Some(code @ ("InternalServerError" | "ServiceUnavailable")) => Failure::Transient {
+                    maybe_sent: true,
                     message: format!("{code}: {message}"),
                 },
                 Some("ResourceNotFoundException") => Failure::Rejected(format!(
@@ -185,31 +188,39 @@ impl DynamoStore {
             .await;
         match exists {
             Ok(described) => {
-                let key: Vec<(String, String)> = described
+                let key: Vec<(String, String, String)> = described
                     .table()
                     .map(|t| t.key_schema())
                     .unwrap_or_default()
                     .iter()
                     .map(|k| {
-                        (
-                            k.attribute_name().to_owned(),
-                            k.key_type().as_str().to_owned(),
-                        )
+                        let name = k.attribute_name().to_owned();
+                        let kind = described
+                            .table()
+                            .map(|t| t.attribute_definitions())
+                            .unwrap_or_default()
+                            .iter()
+                            .find(|a| a.attribute_name() == name)
+                            .map_or("?", |a| a.attribute_type().as_str())
+                            .to_owned();
+                        (name, k.key_type().as_str().to_owned(), kind)
                     })
                     .collect();
                 let expected = [
-                    ("PK".to_owned(), "HASH".to_owned()),
-                    ("SK".to_owned(), "RANGE".to_owned()),
+                    ("PK".to_owned(), "HASH".to_owned(), "S".to_owned()),
+                    ("SK".to_owned(), "RANGE".to_owned(), "S".to_owned()),
                 ];
                 if key != expected {
-                    let found: Vec<String> =
-                        key.iter().map(|(n, t)| format!("{n} ({t})")).collect();
+                    let found: Vec<String> = key
+                        .iter()
+                        .map(|(n, t, k)| format!("{n} ({t}, {k})"))
+                        .collect();
                     return Err(StoreError::new(
                         StoreErrorKind::Rejected,
                         "create table",
                         format!(
                             "table {:?} exists but is not a quota table: its key is {}, \
-                             expected PK (HASH) and SK (RANGE); choose another table",
+                             expected PK (HASH, S) and SK (RANGE, S); choose another table",
                             self.table,
                             found.join(", ")
                         ),
@@ -620,6 +631,15 @@ impl DynamoStore {
                         maybe_sent |= sent;
                         tracing::debug!(attempt, %message, "transient store error; retrying");
                         last = message;
+                    }
+                    // Refused now, but an earlier attempt may have landed: still in doubt,
+                    // or the tracker would resend the batch as new and count it twice.
+                    Failure::Rejected(message) if maybe_sent => {
+                        return Err(StoreError::new(
+                            StoreErrorKind::OutcomeUnknown,
+                            operation,
+                            format!("refused after an attempt that may have landed: {message}"),
+                        ));
                     }
                     Failure::Rejected(message) => {
                         return Err(StoreError::new(

@@ -196,9 +196,9 @@ pub(crate) fn low_water(config: &QuotaConfig, ceiling: u64) -> u64 {
 }
 
 /// Closes a lease at the end of its window (the roll calls it in the bounded mode): the
-/// remainder goes to `returns`, the next window starts with none.
+/// remainder goes back, the next window starts with none.
 pub(crate) fn close(
-    returns: &mut Vec<LeaseReturn>,
+    returns: &mut Returns,
     service: usize,
     counter: &mut Counter,
     book: &mut LeaseBook,
@@ -206,24 +206,113 @@ pub(crate) fn close(
     let left = drain(counter, book);
     book.opened = false;
     book.retry_at = i64::MIN;
-    give_back(returns, ServiceId(service), counter.window, left);
+    returns.give_back(ServiceId(service), counter.window, left);
 }
 
-/// Adds `count` calls of `window` to what the next sync gives back.
-fn give_back(returns: &mut Vec<LeaseReturn>, service: ServiceId, window: Window, count: u64) {
-    if count == 0 {
-        return;
+/// What this instance was granted per service and window, and gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Granted {
+    service: ServiceId,
+    window: Window,
+    granted: u64,
+    returned: u64,
+}
+
+/// Lease calls owed back to the store, each return capped at what the store granted this
+/// instance for that window and it has not given back yet (invariant 10: a return never
+/// exceeds a grant, whatever refunds and the outage allowance did).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Returns {
+    /// To send with the next sync.
+    pending: Vec<LeaseReturn>,
+    /// Grants of the current and recent windows (older ones are forgotten: a refund of a
+    /// call admitted that long ago is not given back, its call stays granted).
+    ledger: Vec<Granted>,
+}
+
+/// Windows per service the ledger remembers.
+const REMEMBERED: usize = 4;
+
+impl Returns {
+    /// Notes that the store granted `count` calls of `window`.
+    fn granted(&mut self, service: ServiceId, window: Window, count: u64) {
+        match self
+            .ledger
+            .iter_mut()
+            .find(|g| g.service == service && g.window == window)
+        {
+            Some(g) => g.granted = g.granted.saturating_add(count),
+            None => {
+                self.ledger.push(Granted {
+                    service,
+                    window,
+                    granted: count,
+                    returned: 0,
+                });
+                let mine: Vec<usize> = (0..self.ledger.len())
+                    .filter(|&i| self.ledger[i].service == service)
+                    .collect();
+                if mine.len() > REMEMBERED {
+                    self.ledger.remove(mine[0]);
+                }
+            }
+        }
     }
-    match returns
-        .iter_mut()
-        .find(|r| r.service == service && r.window == window)
-    {
-        Some(r) => r.count = r.count.saturating_add(count),
-        None => returns.push(LeaseReturn {
-            service,
-            window,
-            count,
-        }),
+
+    /// Gives back up to `count` calls of `window`: no more than was granted and not yet
+    /// given back.
+    fn give_back(&mut self, service: ServiceId, window: Window, count: u64) {
+        let Some(grant) = self
+            .ledger
+            .iter_mut()
+            .find(|g| g.service == service && g.window == window)
+        else {
+            return;
+        };
+        let count = count.min(grant.granted - grant.returned);
+        grant.returned += count;
+        self.owe(service, window, count);
+    }
+
+    /// Adds `count` to what the next sync sends back for `window`.
+    fn owe(&mut self, service: ServiceId, window: Window, count: u64) {
+        if count == 0 {
+            return;
+        }
+        match self
+            .pending
+            .iter_mut()
+            .find(|r| r.service == service && r.window == window)
+        {
+            Some(r) => r.count = r.count.saturating_add(count),
+            None => self.pending.push(LeaseReturn {
+                service,
+                window,
+                count,
+            }),
+        }
+    }
+
+    /// Whether nothing is owed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// What is owed, leaving it owed.
+    pub(crate) fn owed(&self) -> Vec<LeaseReturn> {
+        self.pending.clone()
+    }
+
+    /// What is owed, for a sync batch.
+    pub(crate) fn take(&mut self) -> Vec<LeaseReturn> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Owes again what a write that surely failed carried (already counted as returned).
+    fn restore(&mut self, returns: &[LeaseReturn]) {
+        for r in returns {
+            self.owe(r.service, r.window, r.count);
+        }
     }
 }
 
@@ -278,20 +367,19 @@ impl QuotaState {
     ) -> LeaseReport {
         let i = request.service.0;
         self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
-        if granted == 0 {
+        // Only an answer for the current window says anything about it.
+        if granted == 0 && request.key.window == self.counters[i].window {
             self.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
         }
+        self.returns
+            .granted(request.service, request.key.window, granted);
         if request.key.window == self.counters[i].window {
             let lease = &mut self.counters[i].lease;
             *lease = lease.saturating_add(granted);
             LeaseReport::Granted(granted)
         } else {
-            give_back(
-                &mut self.returns,
-                request.service,
-                request.key.window,
-                granted,
-            );
+            self.returns
+                .give_back(request.service, request.key.window, granted);
             LeaseReport::Expired(granted)
         }
     }
@@ -301,9 +389,11 @@ impl QuotaState {
     pub(crate) fn lease_failed(&mut self, request: &LeaseRequest, now: Timestamp) -> LeaseReport {
         let i = request.service.0;
         self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
-        self.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
         let outage = self.config().lease_policy().map(|p| p.outage());
         let current = request.key.window == self.counters[i].window;
+        if current {
+            self.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
+        }
         match outage {
             Some(LeaseOutage::Open { allowance }) if current && !self.leases[i].opened => {
                 self.leases[i].opened = true;
@@ -324,7 +414,7 @@ impl QuotaState {
         }
         for (i, counter) in self.counters.iter_mut().enumerate() {
             let left = drain(counter, &mut self.leases[i]);
-            give_back(&mut self.returns, ServiceId(i), counter.window, left);
+            self.returns.give_back(ServiceId(i), counter.window, left);
         }
     }
 
@@ -338,15 +428,13 @@ impl QuotaState {
             let lease = &mut self.counters[service.0].lease;
             *lease = lease.saturating_add(count);
         } else {
-            give_back(&mut self.returns, service, window, count);
+            self.returns.give_back(service, window, count);
         }
     }
 
     /// Puts returns of a write that surely failed back, for the next sync.
     pub(crate) fn restore_returns(&mut self, returns: &[LeaseReturn]) {
-        for r in returns {
-            give_back(&mut self.returns, r.service, r.window, r.count);
-        }
+        self.returns.restore(returns);
     }
 
     /// Whether no request for `service`'s next block is out (so one running low asks).

@@ -17,7 +17,7 @@ use crate::clock::Timestamp;
 use crate::config::{Period, QuotaConfig, ServiceId};
 use crate::day::UtcDay;
 use crate::error::QuotaError;
-use crate::lease::{self, LeaseBook, LeaseReturn};
+use crate::lease::{self, LeaseBook, Returns};
 use crate::pending::{self, Bucket};
 use crate::reduced::{REDUCED_PERCENT, StoreHealth};
 use crate::usage::{CRITICAL_PERCENT, Usage};
@@ -116,7 +116,7 @@ pub struct QuotaState {
     pub(crate) leases: Box<[LeaseBook]>,
     /// Lease calls owed back to the store (remainders of ended windows, a stop's), sent
     /// with the next sync.
-    pub(crate) returns: Vec<LeaseReturn>,
+    pub(crate) returns: Returns,
 }
 
 /// Numbers states for [`QuotaState::owner`].
@@ -159,7 +159,7 @@ impl QuotaState {
             .collect();
         Self {
             leases: vec![LeaseBook::default(); config.len()].into_boxed_slice(),
-            returns: Vec::new(),
+            returns: Returns::default(),
             config,
             day: now.day(),
             counters,
@@ -458,7 +458,7 @@ impl QuotaState {
     pub fn take_pending(&mut self) -> Pending {
         let pending = self.unsynced();
         self.carried.clear();
-        self.returns.clear();
+        self.returns.take();
         for counter in self.counters.iter_mut() {
             counter.pending = 0;
         }
@@ -471,7 +471,7 @@ impl QuotaState {
         Pending {
             days: pending::days_of(&buckets, self.counters.len()),
             windows: pending::windows_of(&buckets),
-            returns: self.returns.clone(),
+            returns: self.returns.owed(),
         }
     }
 

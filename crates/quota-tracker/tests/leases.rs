@@ -301,3 +301,50 @@ fn a_lease_running_low_asks_for_the_next_block_ahead_of_need() {
     assert_eq!(store.grants(), 2);
     assert_eq!(a.tracker().lease_left(id), 14);
 }
+
+#[test]
+fn calls_admitted_on_the_outage_allowance_are_never_given_back_even_when_refunded_late() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let policy = LeasePolicy::new(10)
+        .expect("valid")
+        .with_outage(LeaseOutage::Open { allowance: 5 });
+    let a = instance("a", &config(100, 10).with_leases(policy), &clock, &store);
+    let id = finnhub(&a);
+    let first = window(&clock);
+    store.inject(Faults {
+        fail_grants: 1,
+        ..Faults::default()
+    });
+    let reservations: Vec<_> = (0..5)
+        .map(|_| {
+            a.admit(id, 1)
+                .expect("valid")
+                .reservation
+                .expect("on the allowance")
+        })
+        .collect();
+    assert_eq!(store.granted("finnhub", first), 0, "nothing was granted");
+    // The window ends, then the allowance's calls are refunded: nothing of them may go
+    // back to the store, which never granted them.
+    clock.advance(60_000);
+    assert!(
+        a.admit(id, 1).expect("valid").is_admitted(),
+        "the next window, on a lease"
+    );
+    for reservation in reservations {
+        a.refund(reservation).expect("ours");
+    }
+    a.tracker().release_leases();
+    let batch = a
+        .tracker()
+        .begin_sync()
+        .expect("the next window's lease goes back");
+    let first_window: Vec<_> = batch.returns.iter().filter(|r| r.window == first).collect();
+    assert!(
+        first_window.is_empty(),
+        "returned what was never granted: {first_window:?}"
+    );
+    a.tracker()
+        .finish_sync(batch, quota_tracker::SyncOutcome::Failed);
+}

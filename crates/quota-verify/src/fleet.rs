@@ -50,7 +50,8 @@ const INTERRUPTED: u8 = 130;
 ///
 /// Exit status: 0 every check held, 1 a check failed (lost beyond the bound, doubled,
 /// admitted past the bound), 3 bad input or the run could not start (zero instances, an
-/// unreachable endpoint, a table that is not a quota table), 130 interrupted. No worker is
+/// unreachable endpoint, a table that is not a quota table, or one holding counts already), 130 interrupted (Ctrl-C,
+/// SIGTERM, SIGHUP). No worker is
 /// left running after any of them.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -144,6 +145,8 @@ pub struct WorkerArgs {
     journal: PathBuf,
     #[arg(long, default_value_t = 500)]
     sync_ms: u64,
+    #[arg(long)]
+    parent: Option<u32>,
 }
 
 /// Runs a worker; its exit code.
@@ -164,6 +167,7 @@ pub fn run_worker(args: &WorkerArgs) -> ExitCode {
         store_variant,
         journal: args.journal.clone(),
         sync_period: Duration::from_millis(args.sync_ms),
+        parent: args.parent,
     };
     ExitCode::from(quota_fleet::worker::run(&config))
 }
@@ -243,11 +247,17 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     let interrupted = Arc::new(AtomicBool::new(false));
-    if let Err(e) =
-        signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))
-    {
-        eprintln!("error: cannot handle Ctrl-C: {e}");
-        return ExitCode::from(CANNOT_RUN);
+    // Ctrl-C, a CI job's timeout (SIGTERM) and a closed terminal (SIGHUP) all end the run
+    // the same way: every worker stopped, the emulator removed.
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&interrupted)) {
+            eprintln!("error: cannot handle signal {signal}: {e}");
+            return ExitCode::from(CANNOT_RUN);
+        }
     }
     let progress = |line: &str| eprintln!("fleet: {line}");
     match quota_fleet::coordinator::run(&config, &interrupted, &progress) {

@@ -371,4 +371,29 @@ fn a_table_that_is_not_a_quota_table_is_refused_with_exit_3() {
         processes_with("--table someone-elses").is_empty(),
         "no worker started"
     );
+
+    // A quota table that already holds today's counts (an earlier run's) is refused too:
+    // the verdict would read them as doubled.
+    let reused = [
+        "--endpoint",
+        &emulator.endpoint,
+        "--table",
+        "reused-table",
+        "--faults",
+        "none",
+    ];
+    let mut first = reused.to_vec();
+    let (first_out, second_out) = (out_dir("first"), out_dir("second"));
+    first.extend(["--duration", "2", "--instances", "1", "--out", &first_out]);
+    assert_eq!(
+        run(&first).status.code(),
+        Some(0),
+        "a first run on a fresh table"
+    );
+    let mut second = reused.to_vec();
+    second.extend(["--duration", "2", "--instances", "1", "--out", &second_out]);
+    let output = run(&second);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("already holds counts"), "{stderr}");
 }

@@ -251,5 +251,5 @@ fn a_table_with_another_key_is_refused_as_not_a_quota_table() {
         .expect_err("another key schema is not ours");
     assert_eq!(error.kind, StoreErrorKind::Rejected);
     assert!(error.message.contains("not a quota table"), "{error}");
-    assert!(error.message.contains("id (HASH)"), "{error}");
+    assert!(error.message.contains("id (HASH, S)"), "{error}");
 }

@@ -219,6 +219,9 @@ pub fn run(
     )?;
     progress("stopping the workers (SIGTERM: a last sync each)");
     stop(&mut workers);
+    if interrupted.load(Ordering::Relaxed) {
+        return Err(FleetError::Interrupted);
+    }
     let ended = SystemClock.now();
     let accounts = read_journals(config)?;
     let services = judge(
@@ -282,7 +285,19 @@ fn open_table(
             endpoint.as_deref().unwrap_or("AWS")
         ))
     })?;
-    Ok(store)
+    // The verdict compares the store with this run's journals: counts already there today
+    // would read as doubled.
+    let today = SystemClock.now().day();
+    match store.load_day(today) {
+        Ok(None) => Ok(store),
+        Ok(Some(_)) => Err(FleetError::BadInput(format!(
+            "table {table:?} already holds counts for {today}: give a fresh --table (or none: \
+             a new one per run)"
+        ))),
+        Err(e) => Err(FleetError::BadInput(format!(
+            "cannot read table {table:?}: {e}"
+        ))),
+    }
 }
 
 fn spawn(
@@ -290,6 +305,7 @@ fn spawn(
     endpoint: &Option<String>,
     table: &str,
 ) -> Result<Workers, FleetError> {
+    let run = format!("{:x}-{:x}", std::process::id(), SystemClock.now().0);
     let mut workers = Workers {
         children: Vec::new(),
         fates: vec![Fate::Survived; config.instances],
@@ -316,7 +332,15 @@ fn spawn(
         command
             .arg("fleet-worker")
             .args(["--table", table, "--region", &config.region])
-            .args(["--instance", &instance(i), "--index", &i.to_string()])
+            // The tracker's instance name is the run's own: a reused table's sequence
+            // numbers from an earlier run must not make this run's writes look duplicated.
+            .args([
+                "--instance",
+                &format!("{}-{run}", instance(i)),
+                "--index",
+                &i.to_string(),
+            ])
+            .args(["--parent", &std::process::id().to_string()])
             .args(["--threads", &config.threads.to_string()])
             .args(["--rate", &config.rate.to_string()])
             .args(["--store-variant", config.store_variant.id()])

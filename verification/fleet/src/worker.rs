@@ -43,6 +43,8 @@ pub struct WorkerConfig {
     pub journal: PathBuf,
     /// Between two syncs.
     pub sync_period: Duration,
+    /// The coordinator's process id: a worker whose parent is already another exits.
+    pub parent: Option<u32>,
 }
 
 type Synced = SyncedTracker<Arc<BlockingDynamoStore>>;
@@ -56,6 +58,13 @@ fn now_ms() -> i64 {
 pub fn run(config: &WorkerConfig) -> u8 {
     // Die with the coordinator, whatever ends it.
     let _ = nix::sys::prctl::set_pdeathsig(Some(nix::sys::signal::Signal::SIGKILL));
+    // The coordinator may have died before that took effect.
+    if config
+        .parent
+        .is_some_and(|parent| nix::unistd::getppid().as_raw() as u32 != parent)
+    {
+        return 3;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
@@ -103,21 +112,37 @@ pub fn run(config: &WorkerConfig) -> u8 {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(config.sync_period);
         if sync_once(&synced, &journal).is_err() {
-            stop.store(true, Ordering::Relaxed);
+            // The journal cannot be written: nothing more can be accounted for.
+            std::process::exit(3);
         }
     }
     for thread in threads {
         let _ = thread.join();
     }
     synced.tracker().release_leases();
-    for _ in 0..10 {
-        match sync_once(&synced, &journal) {
-            Ok(Some(_)) => {}
-            _ => break,
-        }
+    if !drain(&synced, &journal) {
+        // Not everything reached the store: no `stopped` line, so the verdict judges this
+        // worker as one that died (its unacknowledged calls may be missing).
+        eprintln!("worker {}: stopped with calls not synced", config.instance);
+        return 1;
     }
     let done = journal.write(&Event::Stopped { at_ms: now_ms() });
     u8::from(done.is_err()) * 3
+}
+
+/// Syncs until nothing is pending or in doubt, retrying failures for up to 20 s (the
+/// coordinator waits a minute); whether it got there.
+fn drain(synced: &Synced, journal: &Journal) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match sync_once(synced, journal) {
+            Ok(SyncResult::Landed) => {}
+            Ok(SyncResult::Nothing) => return true,
+            Ok(SyncResult::Failed) => std::thread::sleep(Duration::from_millis(200)),
+            Err(()) => return false,
+        }
+    }
+    false
 }
 
 /// The worker's tracker on the fleet's store.
@@ -165,7 +190,7 @@ fn admit_until(synced: &Synced, journal: &Journal, stop: &AtomicBool, thread: us
             at_ms: now_ms(),
         };
         if journal.write(&invoke).is_err() {
-            return;
+            std::process::exit(3);
         }
         let admitted = synced
             .admit_leasing(services[i], 1)
@@ -177,7 +202,7 @@ fn admit_until(synced: &Synced, journal: &Journal, stop: &AtomicBool, thread: us
             at_ms: now_ms(),
         };
         if journal.write(&answer).is_err() {
-            return;
+            std::process::exit(3);
         }
         next += period;
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -186,18 +211,27 @@ fn admit_until(synced: &Synced, journal: &Journal, stop: &AtomicBool, thread: us
     }
 }
 
+/// What one sync did.
+enum SyncResult {
+    /// A batch landed (and is journaled).
+    Landed,
+    /// Nothing was pending or in doubt.
+    Nothing,
+    /// The write failed or is in doubt; what it carried is still owed.
+    Failed,
+}
+
 /// One sync (or, with nothing pending, a reload): the batch's calls journaled once it
-/// landed. `Ok(Some(seq))` when a batch landed, `Ok(None)` otherwise; `Err` when the journal
-/// cannot be written.
-fn sync_once(synced: &Synced, journal: &Journal) -> Result<Option<u64>, ()> {
+/// landed. `Err` when the journal cannot be written.
+fn sync_once(synced: &Synced, journal: &Journal) -> Result<SyncResult, ()> {
     let tracker = synced.tracker();
     let batch = match tracker.begin_sync() {
         Ok(batch) => batch,
         Err(NoSync::NothingPending) => {
             synced.reload();
-            return Ok(None);
+            return Ok(SyncResult::Nothing);
         }
-        Err(NoSync::InFlight) => return Ok(None),
+        Err(NoSync::InFlight) => return Ok(SyncResult::Failed),
     };
     let mut calls: BTreeMap<String, i64> = BTreeMap::new();
     for (_, service, delta) in batch.named_deltas() {
@@ -225,11 +259,11 @@ fn sync_once(synced: &Synced, journal: &Journal) -> Result<Option<u64>, ()> {
                 at_ms: now_ms(),
             };
             journal.write(&ack).map_err(|_| ())?;
-            Ok(Some(seq))
+            Ok(SyncResult::Landed)
         }
         Err(error) => {
             tracker.finish_sync(batch, error.sync_outcome());
-            Ok(None)
+            Ok(SyncResult::Failed)
         }
     }
 }

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use quota_tracker::{LeaseRequest, StoreError, StoreErrorKind, SyncBatch, Window};
 
 use crate::item::{LEASE_GRANTED, granted, lease_key, lease_stamps, number};
-use crate::store::{DynamoStore, Sent, Update, set_stamps};
+use crate::store::{DynamoStore, Sent, Update};
 
 /// Conditional grants tried before giving up when other instances keep taking what is
 /// left in between.
@@ -67,20 +67,18 @@ impl DynamoStore {
         want: u64,
     ) -> Result<Option<u64>, StoreError> {
         let room = request.ceiling - want;
-        let mut names = HashMap::from([("#granted".to_owned(), LEASE_GRANTED.to_owned())]);
-        let mut values = HashMap::from([
+        let names = HashMap::from([("#granted".to_owned(), LEASE_GRANTED.to_owned())]);
+        let values = HashMap::from([
             (":want".to_owned(), number(want)),
             (":room".to_owned(), number(room)),
         ]);
-        let mut sets = Vec::new();
-        set_stamps(
-            lease_stamps(self.clock.now(), request.key.window),
-            &mut names,
-            &mut values,
-            &mut sets,
-        );
+        let stamps = lease_stamps(self.clock.now(), request.key.window);
+        let Update {
+            expression,
+            names,
+            values,
+        } = Update::add("#granted :want", names, values, Vec::new(), stamps);
         let seed = self.clock.now().0 as u64 | 1;
-        let expression = format!("ADD #granted :want SET {}", sets.join(", "));
         let sent = self
             .send_retrying("grant", seed, || {
                 let [pk, sk] = lease_key(&request.key.service, request.key.window);
@@ -112,21 +110,10 @@ impl DynamoStore {
         window: Window,
         count: u64,
     ) -> Result<(), StoreError> {
-        let mut names = HashMap::from([("#granted".to_owned(), LEASE_GRANTED.to_owned())]);
-        let mut values =
-            HashMap::from([(":back".to_owned(), AttributeValue::N(format!("-{count}")))]);
-        let mut sets = Vec::new();
-        set_stamps(
-            lease_stamps(self.clock.now(), window),
-            &mut names,
-            &mut values,
-            &mut sets,
-        );
-        let update = Update {
-            expression: format!("ADD #granted :back SET {}", sets.join(", ")),
-            names,
-            values,
-        };
+        let names = HashMap::from([("#granted".to_owned(), LEASE_GRANTED.to_owned())]);
+        let values = HashMap::from([(":back".to_owned(), AttributeValue::N(format!("-{count}")))]);
+        let stamps = lease_stamps(self.clock.now(), window);
+        let update = Update::add("#granted :back", names, values, Vec::new(), stamps);
         self.update(batch, lease_key(service, window), update)
             .await
             .map(|_| ())

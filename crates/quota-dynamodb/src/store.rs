@@ -485,13 +485,7 @@ impl DynamoStore {
         names.insert("#total".to_owned(), TOTAL.to_owned());
         values.insert(":total".to_owned(), number(day.total()));
         adds.push("#total :total".to_owned());
-        set_stamps(stamps(now), &mut names, &mut values, &mut sets);
-        let expression = format!("ADD {} SET {}", adds.join(", "), sets.join(", "));
-        let update = Update {
-            expression,
-            names,
-            values,
-        };
+        let update = Update::add(&adds.join(", "), names, values, sets, stamps(now));
         let item = self.update(batch, key(day.day), update).await?;
         Ok(item.map(|item| stored_day(day.day, &item)))
     }
@@ -511,13 +505,13 @@ impl DynamoStore {
             .iter()
             .find(|s| s.name() == service)
             .map_or(0, |s| s.limit());
-        let mut names = HashMap::from([
+        let names = HashMap::from([
             ("#used".to_owned(), WINDOW_USED.to_owned()),
             ("#limit".to_owned(), "limit".to_owned()),
             ("#period".to_owned(), "period".to_owned()),
             ("#start".to_owned(), "window_start".to_owned()),
         ]);
-        let mut values = HashMap::from([
+        let values = HashMap::from([
             (":d".to_owned(), number(delta)),
             (":limit".to_owned(), number(limit)),
             (
@@ -529,22 +523,12 @@ impl DynamoStore {
                 AttributeValue::S(iso8601(window.start())),
             ),
         ]);
-        let mut sets = vec![
+        let sets = vec![
             "#limit = if_not_exists(#limit, :limit)".to_owned(),
             "#period = if_not_exists(#period, :period)".to_owned(),
             "#start = if_not_exists(#start, :start)".to_owned(),
         ];
-        set_stamps(
-            window_stamps(now, window),
-            &mut names,
-            &mut values,
-            &mut sets,
-        );
-        let update = Update {
-            expression: format!("ADD #used :d SET {}", sets.join(", ")),
-            names,
-            values,
-        };
+        let update = Update::add("#used :d", names, values, sets, window_stamps(now, window));
         let window_of = WindowKey {
             service: service.to_owned(),
             window,
@@ -674,7 +658,7 @@ pub(crate) enum Sent<T> {
 
 /// Adds the `SET` clauses of an item's stamps: `updated_at` on every write, the TTL and the
 /// entity type once, when the item is created.
-pub(crate) fn set_stamps(
+fn set_stamps(
     stamps: [(&'static str, AttributeValue); 3],
     names: &mut HashMap<String, String>,
     values: &mut HashMap<String, AttributeValue>,
@@ -699,6 +683,25 @@ pub(crate) struct Update {
     pub(crate) expression: String,
     pub(crate) names: HashMap<String, String>,
     pub(crate) values: HashMap<String, AttributeValue>,
+}
+
+impl Update {
+    /// `ADD {add} SET {sets}` with the item's `stamps` set too; the names and values of
+    /// `add` and `sets` are already in the maps.
+    pub(crate) fn add(
+        add: &str,
+        mut names: HashMap<String, String>,
+        mut values: HashMap<String, AttributeValue>,
+        mut sets: Vec<String>,
+        stamps: [(&'static str, AttributeValue); 3],
+    ) -> Self {
+        set_stamps(stamps, &mut names, &mut values, &mut sets);
+        Self {
+            expression: format!("ADD {add} SET {}", sets.join(", ")),
+            names,
+            values,
+        }
+    }
 }
 
 /// [`DynamoStore`] behind the blocking [`Store`] trait, with a runtime of its own.

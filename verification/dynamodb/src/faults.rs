@@ -276,14 +276,27 @@ impl Intercept for FailItems {
 pub struct LandThenRefuse {
     landed: std::sync::atomic::AtomicBool,
     refusals_left: AtomicU64,
+    /// Answer the refused retry as invalid (the missing table's own error, not retried)
+    /// instead of with throttling.
+    reject: bool,
 }
 
 impl LandThenRefuse {
-    /// Lands one write, then refuses the next `refusals` attempts.
+    /// Lands one write, then refuses the next `refusals` attempts (throttled).
     pub fn new(refusals: u64) -> Self {
         Self {
             landed: std::sync::atomic::AtomicBool::new(false),
             refusals_left: AtomicU64::new(refusals),
+            reject: false,
+        }
+    }
+
+    /// Lands one write, then rejects its retry as invalid: a refusal that is not retried,
+    /// after an attempt that landed.
+    pub fn rejecting() -> Self {
+        Self {
+            reject: true,
+            ..Self::new(1)
         }
     }
 
@@ -322,7 +335,7 @@ impl Intercept for LandThenRefuse {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if throttle_redirected(context, cfg)? {
+        if !self.reject && throttle_redirected(context, cfg)? {
             return Ok(());
         }
         let is_update = cfg

@@ -64,3 +64,43 @@ fn a_write_that_landed_and_whose_every_retry_was_refused_is_resent_not_restored(
         "{error}: a write that may have landed is in doubt"
     );
 }
+
+#[test]
+fn a_write_that_landed_and_whose_retry_was_rejected_stays_in_doubt_and_lands_once() {
+    let server = Server::start();
+    let clock = TickingClock::start();
+    // The first attempt lands, its answer is lost, the retry is refused as invalid: the
+    // refusal must not make the batch a sure failure (restored, it would be sent again as
+    // a new batch and counted twice).
+    let store = Arc::new(server.store_with("rejected-retry", clock.clone(), |b| {
+        b.interceptor(LandThenRefuse::rejecting())
+    }));
+    let options = quota_tracker::TrackerOptions {
+        instance: "rejected-retry".into(),
+        sync_interval_ms: i64::MAX,
+        reload_interval_ms: i64::MAX,
+    };
+    let tracker = quota_tracker::Tracker::with_options(
+        quota_tracker::QuotaConfig::default(),
+        clock.clone(),
+        options,
+    );
+    let instance = quota_tracker::SyncedTracker::new(tracker, Arc::clone(&store));
+    let sendgrid = instance.tracker().service("sendgrid").expect("configured");
+    instance.tracker().record_call(sendgrid, 3).expect("valid");
+    let report = instance.sync();
+    let quota_tracker::SyncReport::Failed(error) = report else {
+        panic!("expected the sync to fail, got {report:?}");
+    };
+    assert_eq!(
+        error.kind,
+        quota_tracker::StoreErrorKind::OutcomeUnknown,
+        "{error}: refused after an attempt that may have landed"
+    );
+    for _ in 0..3 {
+        instance.sync();
+    }
+    let day = instance.tracker().state().day();
+    let outcome = Conservation::read(&store, day, &[0, 0, 3]);
+    assert!(outcome.exact(), "each call once: {outcome}");
+}

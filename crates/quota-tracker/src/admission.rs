@@ -97,7 +97,6 @@ impl QuotaState {
     /// Admits `count` calls to `service` at `now` if they keep `used` at or under the
     /// ceiling ([`Usage::ceiling`]), recording them in the same step; refuses them otherwise,
     /// changing nothing. Bad input is an error, as for [`QuotaState::record`].
-    #[inline(always)]
     pub fn admit(
         &mut self,
         service: ServiceId,
@@ -122,55 +121,24 @@ impl QuotaState {
     }
 
     /// The decision and the recording of [`QuotaState::admit`], in one flat outcome
-    /// (`refusal` set when refused) so that on the hot path it stays in registers and the
-    /// tracker builds the reservation itself.
-    // One comparison covers the lease and its low-water mark (the default mode's lease is
-    // unlimited and its mark 0): only a lease running low or out takes the cold path.
-    #[inline(always)]
+    /// (`refusal` set when refused, `lease_low` when the lease is left below its low-water
+    /// mark): the full path, with every check, of what the tracker's hot path
+    /// ([`crate::fast`]) does for calls that need no attention.
     pub(crate) fn try_admit(
         &mut self,
         service: ServiceId,
         count: u64,
         now: Timestamp,
     ) -> Result<RecordOutcome, QuotaError> {
-        self.prepare(service, count, now)?;
-        let counter = &self.counters[service.0];
-        // A count too large to wrap is refused by `add` (it must fit an i64), before any
-        // change.
-        if count.wrapping_add(counter.lease_low) <= counter.lease && self.fits(service, count) {
-            return self.add::<true>(service, count, now);
-        }
-        self.admit_low(service, count, now)
-    }
-
-    /// Whether `count` more calls keep `service` at or under its ceiling (an overflowing
-    /// sum is past any ceiling).
-    #[inline(always)]
-    fn fits(&self, service: ServiceId, count: u64) -> bool {
-        let counter = &self.counters[service.0];
-        counter
-            .used
-            .checked_add(count)
-            .is_some_and(|after| after <= self.ceiling_of(counter))
-    }
-
-    /// [`QuotaState::try_admit`] off the hot path: the lease is below its low-water mark
-    /// (admitted if it still covers the calls, flagged so the next block is asked for), or
-    /// the calls do not fit (refused, nothing changed).
-    #[cold]
-    #[inline(never)]
-    fn admit_low(
-        &mut self,
-        service: ServiceId,
-        count: u64,
-        now: Timestamp,
-    ) -> Result<RecordOutcome, QuotaError> {
-        let fits = self.fits(service, count);
-        let counter = &self.counters[service.0];
+        let mut state = self.settled();
+        state.prepare(service, count, now)?;
+        let fits = state.fits(service, count);
+        let counter = &state.counters[service.0];
         let refusal = match (fits, count <= counter.lease) {
             (true, true) => {
-                let mut recorded = self.add::<true>(service, count, now)?;
-                recorded.lease_low = true;
+                let low = counter.lease - count < counter.lease_low;
+                let mut recorded = state.add::<true>(service, count, now)?;
+                recorded.lease_low = low;
                 return Ok(recorded);
             }
             (true, false) => Refusal::NoLease,
@@ -180,13 +148,23 @@ impl QuotaState {
             usage: Usage::new(
                 service,
                 counter.limit,
-                self.ceiling_of(counter),
+                state.ceiling_of(counter),
                 counter.used,
             ),
             crossed_critical: false,
             lease_low: false,
             refusal: Some(refusal),
         })
+    }
+
+    /// Whether `count` more calls keep `service` at or under its ceiling (an overflowing
+    /// sum is past any ceiling).
+    fn fits(&self, service: ServiceId, count: u64) -> bool {
+        let counter = &self.counters[service.0];
+        counter
+            .used
+            .checked_add(count)
+            .is_some_and(|after| after <= self.ceiling_of(counter))
     }
 
     /// A reservation of `count` calls just admitted to `service`: its current window and day.
@@ -201,6 +179,10 @@ impl QuotaState {
     /// today's count and total); the rest is a negative delta owed to that window's and
     /// day's store items. Returns the service's usage after.
     pub fn refund(&mut self, reservation: Reservation) -> Result<Usage, QuotaError> {
+        self.settled().refund_settled(reservation)
+    }
+
+    fn refund_settled(&mut self, reservation: Reservation) -> Result<Usage, QuotaError> {
         let Reservation {
             service,
             count,
@@ -252,7 +234,7 @@ impl QuotaState {
             pending::add(&mut self.carried, bucket);
         }
         let slot = &mut self.counters[service.0];
-        slot.used = used;
+        slot.set_used(used);
         slot.today = today;
         self.total_today = total;
         self.refund_lease(service, window, count);

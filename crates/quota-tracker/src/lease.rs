@@ -320,7 +320,15 @@ impl QuotaState {
     /// Calls `service` may still admit from its lease in the current window (`u64::MAX` in
     /// the default mode).
     pub fn lease_left(&self, service: ServiceId) -> u64 {
-        self.counters.get(service.0).map_or(0, |c| c.lease)
+        let bounded = self.config().lease_policy().is_some();
+        self.counters.get(service.0).map_or(0, |c| {
+            if bounded {
+                // The hot path admitted `unsettled` calls from it since the mark.
+                c.lease.saturating_sub(c.unsettled())
+            } else {
+                c.lease
+            }
+        })
     }
 
     /// A request for the next block of `service`'s current window at `now`, or why not (the
@@ -365,20 +373,24 @@ impl QuotaState {
         granted: u64,
         now: Timestamp,
     ) -> LeaseReport {
+        let mut state = self.settled();
+        let state = &mut *state;
         let i = request.service.0;
-        self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
+        state.leases[i].asked = state.leases[i].asked.saturating_sub(1);
         // Only an answer for the current window says anything about it.
-        if granted == 0 && request.key.window == self.counters[i].window {
-            self.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
+        if granted == 0 && request.key.window == state.counters[i].window {
+            state.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
         }
-        self.returns
+        state
+            .returns
             .granted(request.service, request.key.window, granted);
-        if request.key.window == self.counters[i].window {
-            let lease = &mut self.counters[i].lease;
+        if request.key.window == state.counters[i].window {
+            let lease = &mut state.counters[i].lease;
             *lease = lease.saturating_add(granted);
             LeaseReport::Granted(granted)
         } else {
-            self.returns
+            state
+                .returns
                 .give_back(request.service, request.key.window, granted);
             LeaseReport::Expired(granted)
         }
@@ -387,18 +399,20 @@ impl QuotaState {
     /// Notes that the store did not grant `request` at `now` (backing off): failing closed
     /// changes nothing else; failing open opens the window's allowance, once.
     pub(crate) fn lease_failed(&mut self, request: &LeaseRequest, now: Timestamp) -> LeaseReport {
+        let mut state = self.settled();
+        let state = &mut *state;
         let i = request.service.0;
-        self.leases[i].asked = self.leases[i].asked.saturating_sub(1);
-        let outage = self.config().lease_policy().map(|p| p.outage());
-        let current = request.key.window == self.counters[i].window;
+        state.leases[i].asked = state.leases[i].asked.saturating_sub(1);
+        let outage = state.config().lease_policy().map(|p| p.outage());
+        let current = request.key.window == state.counters[i].window;
         if current {
-            self.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
+            state.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
         }
         match outage {
-            Some(LeaseOutage::Open { allowance }) if current && !self.leases[i].opened => {
-                self.leases[i].opened = true;
-                self.leases[i].unleased = allowance;
-                let lease = &mut self.counters[i].lease;
+            Some(LeaseOutage::Open { allowance }) if current && !state.leases[i].opened => {
+                state.leases[i].opened = true;
+                state.leases[i].unleased = allowance;
+                let lease = &mut state.counters[i].lease;
                 *lease = lease.saturating_add(allowance);
                 LeaseReport::Failed { allowance }
             }
@@ -412,9 +426,11 @@ impl QuotaState {
         if self.config().lease_policy().is_none() {
             return;
         }
-        for (i, counter) in self.counters.iter_mut().enumerate() {
-            let left = drain(counter, &mut self.leases[i]);
-            self.returns.give_back(ServiceId(i), counter.window, left);
+        let mut state = self.settled();
+        let state = &mut *state;
+        for (i, counter) in state.counters.iter_mut().enumerate() {
+            let left = drain(counter, &mut state.leases[i]);
+            state.returns.give_back(ServiceId(i), counter.window, left);
         }
     }
 

@@ -36,6 +36,7 @@ mod clock;
 mod config;
 mod day;
 mod error;
+mod fast;
 pub mod lease;
 mod pending;
 pub mod reduced;

@@ -24,36 +24,42 @@ use crate::usage::{CRITICAL_PERCENT, Usage};
 use crate::window::Window;
 
 /// Per-service counters for the current window and day, with the service's limits next to
-/// them so that `record` touches nothing else.
-// `repr(C)`, what `record` reads and writes first.
+/// them so that a call touches nothing else.
+// `repr(C)`: what the hot path ([`crate::fast`]) reads and writes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub(crate) struct Counter {
-    /// A call at or after this (ms) closes the current bucket: the window's end or the
-    /// day's, whichever is first.
-    pub(crate) next_roll: i64,
     /// Calls known in the current window: this instance's plus, after syncs and reloads,
     /// other instances'.
     pub(crate) used: u64,
-    /// This instance's calls in the current bucket not yet handed to a sync, minus its
-    /// refunds since: negative when calls already synced were given back.
-    pub(crate) pending: i64,
-    /// Calls known today (the day item's `<service>_used`); equal to `used` for a day limit.
-    pub(crate) today: u64,
-    /// Calls the lease of the current window still covers ([`crate::lease`]): admission
-    /// refuses what it does not. `u64::MAX` in the default mode, so the check is the same.
-    pub(crate) lease: u64,
+    /// The hot path records while `used` stays below this ([`QuotaState::rebound`]).
+    pub(crate) record_below: u64,
+    /// The hot path admits while `used` stays below this.
+    pub(crate) admit_below: u64,
     /// The service's limit.
     pub(crate) limit: u64,
+    /// Admission keeps `used` at or under this now: `normal_ceiling`, or the reduced one
+    /// ([`Counter::reduced_ceiling`]) in reduced-rate mode (switched when the mode changes,
+    /// so the hot path reads one word).
+    pub(crate) ceiling: u64,
+    /// `used` when `pending`, `today`, `lease` and the total were last settled
+    /// ([`QuotaState::settle`]): the calls above it count in each of them too.
+    pub(crate) mark: u64,
+    /// This instance's calls in the current bucket not yet handed to a sync, minus its
+    /// refunds since: negative when calls already synced were given back (as of the mark).
+    pub(crate) pending: i64,
+    /// Calls known today (the day item's `<service>_used`; as of the mark).
+    pub(crate) today: u64,
+    /// Calls the lease of the current window still covers ([`crate::lease`]; as of the
+    /// mark): admission refuses what it does not. `u64::MAX` in the default mode.
+    pub(crate) lease: u64,
+    /// A call at or after this (ms) closes the current bucket: the window's end or the
+    /// day's, whichever is first.
+    pub(crate) next_roll: i64,
     /// The smallest `used` at or above the critical threshold.
     pub(crate) critical_at: u64,
-    /// Admission keeps `used` at or under this now: `normal_ceiling`, or `reduced_ceiling`
-    /// in reduced-rate mode (switched when the mode changes, so the hot path reads one word).
-    pub(crate) ceiling: u64,
     /// The configured percentage of the limit.
     pub(crate) normal_ceiling: u64,
-    /// The ceiling in reduced-rate mode (25 % of the limit, never above `normal_ceiling`).
-    pub(crate) reduced_ceiling: u64,
     /// Below this lease, ask for the next block ahead of need (0 in the default mode).
     pub(crate) lease_low: u64,
     /// The current window.
@@ -61,6 +67,17 @@ pub(crate) struct Counter {
     /// The critical threshold was reached in this window (so the next crossing does not
     /// force a sync).
     pub(crate) critical_seen: bool,
+}
+
+// A power of two, so that finding a service's counter on the hot path is one shift.
+const _: () = assert!(std::mem::size_of::<Counter>() == 128);
+
+impl Counter {
+    /// The ceiling in reduced-rate mode: 25 % of the limit, never above the normal one.
+    fn reduced_ceiling(&self) -> u64 {
+        self.normal_ceiling
+            .min(ceiling_at(self.limit, REDUCED_PERCENT))
+    }
 }
 
 /// The smallest `used` that is at or above `percent` of `limit`: `used < ceiling_at(..)`
@@ -141,23 +158,25 @@ impl QuotaState {
                 let ceiling = ceiling_at(s.limit(), percent);
                 let window = Window::containing(s.period(), now);
                 Counter {
-                    next_roll: window.bucket_end(now),
                     used: 0,
+                    record_below: 0,
+                    admit_below: 0,
+                    limit: s.limit(),
+                    ceiling,
+                    mark: 0,
                     pending: 0,
                     today: 0,
                     lease: lease::initial_lease(&config),
-                    limit: s.limit(),
+                    next_roll: window.bucket_end(now),
                     critical_at: critical_at(s.limit()),
-                    ceiling,
                     normal_ceiling: ceiling,
-                    reduced_ceiling: ceiling.min(ceiling_at(s.limit(), REDUCED_PERCENT)),
                     lease_low: lease::low_water(&config, ceiling),
                     window,
                     critical_seen: false,
                 }
             })
             .collect();
-        Self {
+        let mut state = Self {
             leases: vec![LeaseBook::default(); config.len()].into_boxed_slice(),
             returns: Returns::default(),
             config,
@@ -168,7 +187,9 @@ impl QuotaState {
             updated_at: NEVER,
             health: StoreHealth::default(),
             owner: OWNERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        }
+        };
+        state.rebound();
+        state
     }
 
     /// The configuration this state counts.
@@ -196,19 +217,21 @@ impl QuotaState {
     /// counts from zero, a new day's daily counters too. A clock that went backwards keeps
     /// the current windows and day. Returns whether anything rolled.
     pub fn roll_to(&mut self, now: Timestamp) -> bool {
-        let new_day = now.day() > self.day;
+        let mut state = self.settled();
+        let state = &mut *state;
+        let new_day = now.day() > state.day;
         let mut rolled = new_day;
-        let bounded = self.config.lease_policy().is_some();
-        for (service, counter) in self.counters.iter_mut().enumerate() {
+        let bounded = state.config.lease_policy().is_some();
+        for (service, counter) in state.counters.iter_mut().enumerate() {
             if now.0 < counter.next_roll && !new_day {
                 continue;
             }
             rolled = true;
             pending::add(
-                &mut self.carried,
+                &mut state.carried,
                 Bucket {
                     service,
-                    day: self.day,
+                    day: state.day,
                     window: counter.window,
                     delta: counter.pending,
                 },
@@ -217,14 +240,14 @@ impl QuotaState {
             if now >= counter.window.end() {
                 if bounded {
                     lease::close(
-                        &mut self.returns,
+                        &mut state.returns,
                         service,
                         counter,
-                        &mut self.leases[service],
+                        &mut state.leases[service],
                     );
                 }
                 counter.window = Window::containing(counter.window.period(), now);
-                counter.used = 0;
+                counter.set_used(0);
                 counter.critical_seen = false;
             }
             if new_day {
@@ -233,34 +256,41 @@ impl QuotaState {
             counter.next_roll = counter.window.bucket_end(now);
         }
         if new_day {
-            self.day = now.day();
-            self.total_today = 0;
+            state.day = now.day();
+            state.total_today = 0;
         }
         rolled
+    }
+
+    /// The first instant at which a call rolls a window or the day over.
+    pub(crate) fn roll_at(&self) -> i64 {
+        self.counters
+            .iter()
+            .map(|c| c.next_roll)
+            .min()
+            .unwrap_or(i64::MAX)
     }
 
     /// Adds `count` calls to `service` at `now`: the read-modify-write the whole project is
     /// about. Validates everything first, so an error leaves the counters unchanged (a
     /// window or day rollover caused by `now` may still happen: that is the passage of time,
     /// not a change of what was recorded).
-    // `always`: with plain `#[inline]` LLVM kept it out of line in the benchmark binary (seen
-    // in `perf report`), a call and register spills inside the critical section.
-    #[inline(always)]
+    ///
+    /// This is the full path, with every check; the tracker's hot path ([`crate::fast`])
+    /// does the same for calls that need no attention.
     pub fn record(
         &mut self,
         service: ServiceId,
         count: u64,
         now: Timestamp,
     ) -> Result<RecordOutcome, QuotaError> {
-        self.prepare(service, count, now)?;
-        self.add::<false>(service, count, now)
+        let mut state = self.settled();
+        state.prepare(service, count, now)?;
+        state.add::<false>(service, count, now)
     }
 
     /// Checks `service` and `count` and rolls the window (and day) over if `now` is past
     /// the current bucket: what every change of the counters starts with.
-    // The hot path: the error and rollover paths live in cold functions, so this stays
-    // two comparisons and one load.
-    #[inline(always)]
     pub(crate) fn prepare(
         &mut self,
         service: ServiceId,
@@ -277,10 +307,9 @@ impl QuotaState {
         Ok(())
     }
 
-    /// Adds `count` to a checked `service` (after [`QuotaState::prepare`]), or nothing on
-    /// overflow. `ADMIT`: the calls are an admission the lease covers (checked by the
-    /// caller), taken from it in the same stores.
-    #[inline(always)]
+    /// Adds `count` to a checked `service` (after [`QuotaState::prepare`], settled), or
+    /// nothing on overflow. `ADMIT`: the calls are an admission the lease covers (checked by
+    /// the caller), taken from it (bounded mode).
     pub(crate) fn add<const ADMIT: bool>(
         &mut self,
         service: ServiceId,
@@ -299,18 +328,15 @@ impl QuotaState {
             return Err(self.overflow(service, count));
         };
         let crossed_critical = used >= counter.critical_at && !counter.critical_seen;
+        let bounded = self.config.lease_policy().is_some();
         let slot = &mut self.counters[service.0];
-        slot.used = used;
+        slot.set_used(used);
         slot.pending = pending;
         slot.today = today;
-        if ADMIT {
+        if ADMIT && bounded {
             slot.lease = counter.lease - count;
         }
-        // Stored only when it changes: every store here is one more the lock's release
-        // waits to drain.
-        if crossed_critical {
-            slot.critical_seen = true;
-        }
+        slot.critical_seen |= crossed_critical;
         self.total_today = total_today;
         self.updated_at = now;
         Ok(RecordOutcome {
@@ -322,7 +348,6 @@ impl QuotaState {
     }
 
     /// The admission ceiling of `counter` now (lower in reduced-rate mode).
-    #[inline(always)]
     pub(crate) fn ceiling_of(&self, counter: &Counter) -> u64 {
         counter.ceiling
     }
@@ -383,7 +408,7 @@ impl QuotaState {
 
     /// Calls of `service` known today (the day item's count; the window's for a day limit).
     pub fn calls_today(&self, service: ServiceId) -> u64 {
-        self.counters.get(service.0).map_or(0, |c| c.today)
+        self.counters.get(service.0).map_or(0, Counter::today_now)
     }
 
     /// What today's calls cost, in millionths of a currency unit: each service's count
@@ -394,7 +419,11 @@ impl QuotaState {
             .iter()
             .zip(self.counters.iter())
             .fold(0u64, |sum, (service, counter)| {
-                sum.saturating_add(counter.today.saturating_mul(service.cost_per_call_micros()))
+                sum.saturating_add(
+                    counter
+                        .today_now()
+                        .saturating_mul(service.cost_per_call_micros()),
+                )
             })
     }
 
@@ -406,11 +435,12 @@ impl QuotaState {
     /// Counts a store operation's outcome towards entering or leaving reduced-rate mode;
     /// returns the mode's change, if any.
     pub fn note_store_outcome(&mut self, succeeded: bool) -> Option<bool> {
-        let changed = self.health.note(succeeded);
+        let mut state = self.settled();
+        let changed = state.health.note(succeeded);
         if let Some(reduced) = changed {
-            for counter in self.counters.iter_mut() {
+            for counter in state.counters.iter_mut() {
                 counter.ceiling = if reduced {
-                    counter.reduced_ceiling
+                    counter.reduced_ceiling()
                 } else {
                     counter.normal_ceiling
                 };
@@ -421,20 +451,22 @@ impl QuotaState {
 
     /// Calls recorded today over all services.
     pub fn total_api_calls_today(&self) -> u64 {
-        self.total_today
+        self.counters.iter().fold(self.total_today, |total, c| {
+            total.saturating_add(c.unsettled())
+        })
     }
 
     /// The current bucket's deltas not yet handed to a sync, per service (negative after
     /// refunds of calls already synced).
     pub fn pending(&self, service: ServiceId) -> i64 {
-        self.counters.get(service.0).map_or(0, |c| c.pending)
+        self.counters.get(service.0).map_or(0, Counter::pending_now)
     }
 
     /// Whether any bucket has deltas waiting for a sync.
     pub fn has_pending(&self) -> bool {
         !self.carried.is_empty()
             || !self.returns.is_empty()
-            || self.counters.iter().any(|c| c.pending != 0)
+            || self.counters.iter().any(|c| c.pending_now() != 0)
     }
 
     /// Every pending bucket: the closed ones and each service's current one.
@@ -447,7 +479,7 @@ impl QuotaState {
                     service,
                     day: self.day,
                     window: counter.window,
-                    delta: counter.pending,
+                    delta: counter.pending_now(),
                 },
             );
         }
@@ -456,10 +488,11 @@ impl QuotaState {
 
     /// Every pending delta, summed per day and per window, leaving none pending.
     pub fn take_pending(&mut self) -> Pending {
-        let pending = self.unsynced();
-        self.carried.clear();
-        self.returns.take();
-        for counter in self.counters.iter_mut() {
+        let mut state = self.settled();
+        let pending = state.unsynced();
+        state.carried.clear();
+        state.returns.take();
+        for counter in state.counters.iter_mut() {
             counter.pending = 0;
         }
         pending
@@ -484,14 +517,16 @@ impl QuotaState {
     /// was recorded since: into the current bucket where they belong to it, set aside for
     /// their own window and day otherwise.
     pub fn restore_pending(&mut self, days: &[DayDeltas], windows: &[WindowDelta]) {
-        let periods: Vec<Period> = self.config.services().iter().map(|s| s.period()).collect();
+        let mut state = self.settled();
+        let state = &mut *state;
+        let periods: Vec<Period> = state.config.services().iter().map(|s| s.period()).collect();
         for bucket in pending::buckets_of(days, windows, &periods) {
-            let counter = &mut self.counters[bucket.service];
-            if bucket.day == self.day && bucket.window == counter.window {
+            let counter = &mut state.counters[bucket.service];
+            if bucket.day == state.day && bucket.window == counter.window {
                 // Cannot overflow: pending never exceeds used, which already counts these.
                 counter.pending = counter.pending.saturating_add(bucket.delta);
             } else {
-                pending::add(&mut self.carried, bucket);
+                pending::add(&mut state.carried, bucket);
             }
         }
     }
@@ -501,7 +536,7 @@ impl QuotaState {
     /// landed).
     fn own_unsynced(&self, service: usize, in_doubt: &Pending) -> (i64, i64) {
         let counter = &self.counters[service];
-        let (mut window, mut today) = (counter.pending, counter.pending);
+        let (mut window, mut today) = (counter.pending_now(), counter.pending_now());
         for bucket in self.carried.iter().filter(|b| b.service == service) {
             if bucket.window == counter.window {
                 window = window.saturating_add(bucket.delta);
@@ -535,11 +570,13 @@ impl QuotaState {
     /// not trusted to erase calls. Counters of another day and windows other than the
     /// current ones are ignored. Returns whether the item was for the current day.
     pub fn merge_stored(&mut self, stored: &StoredDay, in_doubt: &Pending) -> bool {
-        let same_day = stored.day == self.day;
-        for i in 0..self.counters.len() {
-            let name = self.config.services()[i].name().to_owned();
-            let (own_window, own_today) = self.own_unsynced(i, in_doubt);
-            let counter = &mut self.counters[i];
+        let mut state = self.settled();
+        let state = &mut *state;
+        let same_day = stored.day == state.day;
+        for i in 0..state.counters.len() {
+            let name = state.config.services()[i].name().to_owned();
+            let (own_window, own_today) = state.own_unsynced(i, in_doubt);
+            let counter = &mut state.counters[i];
             let stored_window = match counter.window.period() {
                 Period::Day => same_day.then(|| stored.used(&name)),
                 _ => stored.window(&name, counter.window),
@@ -549,12 +586,12 @@ impl QuotaState {
                 counter.today = counter.today.max(merged);
             }
             if let Some(stored_window) = stored_window {
-                counter.used = counter.used.max(add_signed(stored_window, own_window));
+                counter.set_used(counter.used.max(add_signed(stored_window, own_window)));
                 counter.critical_seen |= counter.used >= counter.critical_at;
             }
         }
         if same_day {
-            self.total_today = self
+            state.total_today = state
                 .counters
                 .iter()
                 .fold(0u64, |sum, c| sum.saturating_add(c.today));
@@ -588,7 +625,8 @@ impl QuotaState {
             .map_or_else(String::new, |s| s.name().to_owned())
     }
 
-    /// Raw counter access for the historical variants, which copy state field by field.
+    /// Raw counter access for the historical variants, which copy state field by field
+    /// (through `Tracker::with_state`, which settles first).
     #[cfg(feature = "zoo")]
     pub(crate) fn counter(&self, index: usize) -> Counter {
         self.counters[index]

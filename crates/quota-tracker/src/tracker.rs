@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use crate::admission::{Refusal, Reservation};
 use crate::batch::{DayDeltas, Pending, StoredDay, SyncBatch, SyncOutcome, WindowDelta, WindowKey};
-use crate::clock::{Clock, Timestamp};
+use crate::clock::{Clock, ClockReader, Timestamp};
 use crate::config::{QuotaConfig, ServiceId};
 use crate::day::UtcDay;
 use crate::error::QuotaError;
+use crate::fast::Due;
 use crate::state::QuotaState;
-use crate::sync::{Backend, CacheLock, DefaultBackend};
+use crate::sync::{Backend, CacheGuard, CacheLock, DefaultBackend};
 use crate::usage::Usage;
 
 /// Tuning of a [`Tracker`]; the defaults are the original service's.
@@ -163,11 +164,11 @@ pub(crate) enum Busy {
 pub(crate) struct SyncBook {
     pub(crate) busy: Busy,
     next_seq: u64,
-    last_sync: Timestamp,
+    pub(crate) last_sync: Timestamp,
     /// A batch whose write may have landed: retried as it is before anything new is sent.
     in_doubt: Option<SyncBatch>,
     /// A crossing of 80 % asked for a sync that has not happened yet.
-    forced: bool,
+    pub(crate) forced: bool,
     pub(crate) last_load_attempt: Option<Timestamp>,
 }
 
@@ -193,11 +194,26 @@ impl SyncBook {
 }
 
 /// Everything the cache lock protects.
-// `repr(C)`, state first: the hot fields of `QuotaState` follow the lock word (see there).
+// `repr(C)`, what the hot path reads first: right behind the lock word (see `QuotaState`).
 #[repr(C)]
 pub(crate) struct Cache {
+    /// Before this instant (ms) no window ends and neither due flag changes: the hot path
+    /// ([`crate::fast`]) may run. `i64::MIN` sends the next call down the full path.
+    pub(crate) wake_at: i64,
+    /// The due flags as of the last [`Cache::refresh`], valid before `wake_at`.
+    pub(crate) due: Due,
     pub(crate) state: QuotaState,
+    /// Read freely; changed only through [`Cache::book_mut`].
     pub(crate) book: SyncBook,
+}
+
+impl Cache {
+    /// The sync book, to change: the hot path's due flags may change with it, so the next
+    /// call takes the full path, which recomputes them.
+    pub(crate) fn book_mut(&mut self) -> &mut SyncBook {
+        self.wake_at = i64::MIN;
+        &mut self.book
+    }
 }
 
 /// A quota tracker instance: the cached state behind one lock.
@@ -208,7 +224,7 @@ pub(crate) struct Cache {
 /// [`Tracker::finish_sync`]. [`crate::SyncedTracker`] does that dance for a blocking store.
 pub struct Tracker<B: Backend = DefaultBackend> {
     config: Arc<QuotaConfig>,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: ClockReader,
     pub(crate) options: TrackerOptions,
     pub(crate) cache: CacheLock<B, Cache>,
 }
@@ -237,6 +253,8 @@ impl<B: Backend> Tracker<B> {
         let config = Arc::new(config);
         let now = clock.now();
         let cache = Cache {
+            wake_at: i64::MIN,
+            due: Due::default(),
             state: QuotaState::starting(Arc::clone(&config), now),
             book: SyncBook {
                 busy: Busy::Idle,
@@ -249,7 +267,7 @@ impl<B: Backend> Tracker<B> {
         };
         Self {
             config,
-            clock,
+            clock: ClockReader::new(clock),
             options,
             cache: CacheLock::new(cache),
         }
@@ -277,24 +295,48 @@ impl<B: Backend> Tracker<B> {
         // Read the clock before locking: the critical section stays a few loads and stores.
         let now = self.clock.now();
         let mut cache = self.cache.lock();
-        let outcome = cache.state.record(service, count, now)?;
-        if outcome.crossed_critical {
-            cache.book.forced = true;
+        match cache.record_fast(service, count, now) {
+            Some((usage, due)) => {
+                drop(cache);
+                Ok(Recorded {
+                    usage,
+                    crossed_critical: false,
+                    sync_due: due.sync,
+                    reload_due: due.reload,
+                })
+            }
+            None => self.record_full(cache, service, count, now),
         }
-        let sync_due = cache.sync_due(now, &self.options);
-        let reload_due = cache.reload_due(now, &self.options);
+    }
+
+    /// [`Tracker::record_call`] off the hot path: a window or day ends, a flag falls due, a
+    /// threshold is crossed, the bounded mode, or bad input.
+    #[cold]
+    #[inline(never)]
+    fn record_full(
+        &self,
+        mut cache: CacheGuard<'_, B, Cache>,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Result<Recorded, QuotaError> {
+        let outcome = cache.state.record(service, count, now);
+        if outcome.as_ref().is_ok_and(|o| o.crossed_critical) {
+            cache.book_mut().forced = true;
+        }
+        cache.refresh(now, &self.options);
+        let due = cache.due;
         drop(cache);
-        // Built after the release, so its stores are not ones the release waits for.
-        let recorded = Recorded {
+        let outcome = outcome?;
+        if outcome.crossed_critical {
+            self.warn_crossed(&outcome.usage);
+        }
+        Ok(Recorded {
             usage: outcome.usage,
             crossed_critical: outcome.crossed_critical,
-            sync_due,
-            reload_due,
-        };
-        if recorded.crossed_critical {
-            self.warn_crossed(&recorded.usage);
-        }
-        Ok(recorded)
+            sync_due: due.sync,
+            reload_due: due.reload,
+        })
     }
 
     /// Admits `count` calls to `service` only if they keep `used` at or under the ceiling
@@ -305,40 +347,89 @@ impl<B: Backend> Tracker<B> {
     pub fn admit(&self, service: ServiceId, count: u64) -> Result<Admission, QuotaError> {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
-        let recorded = cache.state.try_admit(service, count, now)?;
-        if recorded.refusal.is_some() {
-            let reload_due = cache.reload_due(now, &self.options);
-            return Ok(Admission {
-                reservation: None,
-                usage: recorded.usage,
-                refusal: recorded.refusal,
-                crossed_critical: false,
-                sync_due: false,
-                reload_due,
-                lease_due: false,
-            });
+        match cache.admit_fast(service, count, now) {
+            Some((usage, reservation, due)) => {
+                drop(cache);
+                Ok(Admission {
+                    reservation: Some(reservation),
+                    usage,
+                    refusal: None,
+                    crossed_critical: false,
+                    sync_due: due.sync,
+                    reload_due: due.reload,
+                    lease_due: false,
+                })
+            }
+            None => self.admit_full(cache, service, count, now),
         }
-        if recorded.crossed_critical {
-            cache.book.forced = true;
+    }
+
+    /// [`Tracker::admit`] off the hot path: as [`Tracker::record_full`], and refusals and
+    /// a lease running low.
+    #[cold]
+    #[inline(never)]
+    fn admit_full(
+        &self,
+        mut cache: CacheGuard<'_, B, Cache>,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Result<Admission, QuotaError> {
+        let recorded = cache.state.try_admit(service, count, now);
+        let admitted = recorded.as_ref().is_ok_and(|r| r.refusal.is_none());
+        if admitted && recorded.as_ref().is_ok_and(|r| r.crossed_critical) {
+            cache.book_mut().forced = true;
         }
-        let reservation = cache.state.reservation(service, count);
-        let sync_due = cache.sync_due(now, &self.options);
-        let reload_due = cache.reload_due(now, &self.options);
+        cache.refresh(now, &self.options);
+        let due = cache.due;
+        let reservation = admitted.then(|| cache.state.reservation(service, count));
         // Only a lease below its low-water mark reads the request book.
-        let lease_due = recorded.lease_low && cache.state.no_lease_asked(service);
+        let lease_due = admitted
+            && recorded.as_ref().is_ok_and(|r| r.lease_low)
+            && cache.state.no_lease_asked(service);
         drop(cache);
-        if recorded.crossed_critical {
+        let recorded = recorded?;
+        if recorded.crossed_critical && admitted {
             self.warn_crossed(&recorded.usage);
         }
         Ok(Admission {
-            reservation: Some(reservation),
+            reservation,
             usage: recorded.usage,
-            refusal: None,
-            crossed_critical: recorded.crossed_critical,
-            sync_due,
-            reload_due,
+            refusal: recorded.refusal,
+            crossed_critical: admitted && recorded.crossed_critical,
+            sync_due: admitted && due.sync,
+            reload_due: due.reload,
             lease_due,
         })
+    }
+
+    /// [`Tracker::record_call`] always down the full path: the reference the hot path is
+    /// tested against.
+    #[cfg(test)]
+    pub(crate) fn record_call_full(
+        &self,
+        service: ServiceId,
+        count: u64,
+    ) -> Result<Recorded, QuotaError> {
+        let now = self.clock.now();
+        self.record_full(self.cache.lock(), service, count, now)
+    }
+
+    /// The state as it is, not rolled to now (an observation that changes nothing).
+    #[cfg(test)]
+    pub(crate) fn raw_state(&self) -> QuotaState {
+        self.cache.lock().state.clone()
+    }
+
+    /// [`Tracker::admit`] always down the full path.
+    #[cfg(test)]
+    pub(crate) fn admit_full_path(
+        &self,
+        service: ServiceId,
+        count: u64,
+    ) -> Result<Admission, QuotaError> {
+        let now = self.clock.now();
+        self.admit_full(self.cache.lock(), service, count, now)
     }
 
     /// Gives an admitted reservation back (the provider call was not made): its calls no
@@ -441,7 +532,9 @@ impl<B: Backend> Tracker<B> {
     /// since the last read (a sync that brought back every current count counts as one).
     pub fn reload_due(&self) -> bool {
         let now = self.clock.now();
-        self.cache.lock().reload_due(now, &self.options)
+        let mut cache = self.cache.lock();
+        cache.refresh(now, &self.options);
+        cache.due.reload
     }
 
     /// Whether a sync or reload is in flight.
@@ -456,10 +549,11 @@ impl<B: Backend> Tracker<B> {
     /// and then call [`Tracker::finish_sync`] exactly once.
     pub fn begin_sync(&self) -> Result<SyncBatch, NoSync> {
         let mut cache = self.cache.lock();
-        let Cache { state, book } = &mut *cache;
-        if book.busy != Busy::Idle {
+        if cache.book.busy != Busy::Idle {
             return Err(NoSync::InFlight);
         }
+        cache.book_mut();
+        let Cache { state, book, .. } = &mut *cache;
         let batch = match book.in_doubt.clone() {
             Some(retry) => retry,
             None => {
@@ -481,7 +575,8 @@ impl<B: Backend> Tracker<B> {
     pub fn finish_sync(&self, batch: SyncBatch, outcome: SyncOutcome) {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
-        let Cache { state, book } = &mut *cache;
+        cache.book_mut();
+        let Cache { state, book, .. } = &mut *cache;
         if book.busy != (Busy::Syncing { seq: batch.seq }) {
             // Not the batch in flight (a caller bug). Restoring it could count it twice,
             // dropping it could lose it: keep it as in doubt only if nothing else is.
@@ -533,8 +628,8 @@ impl<B: Backend> Tracker<B> {
         if cache.book.busy != Busy::Idle {
             return Err(NoSync::InFlight);
         }
-        cache.book.busy = Busy::Reloading;
-        cache.book.last_load_attempt = Some(now);
+        cache.book_mut().busy = Busy::Reloading;
+        cache.book_mut().last_load_attempt = Some(now);
         cache.state.roll_to(now);
         let state = &cache.state;
         let windows = self
@@ -558,7 +653,8 @@ impl<B: Backend> Tracker<B> {
     /// read keeps the last known state and does not count as loaded.
     pub fn finish_reload(&self, ticket: ReloadTicket, outcome: ReloadOutcome) {
         let mut cache = self.cache.lock();
-        let Cache { state, book } = &mut *cache;
+        cache.book_mut();
+        let Cache { state, book, .. } = &mut *cache;
         debug_assert_eq!(
             book.busy,
             Busy::Reloading,
@@ -584,16 +680,20 @@ impl<B: Backend> Tracker<B> {
         }
     }
 
-    /// The lock and the state, for the historical variants that take the lock their own way.
+    /// The lock and the state, settled, for the historical variants that take the lock
+    /// their own way (raw field access: the hot path's bounds are recomputed after).
     #[cfg(feature = "zoo")]
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut QuotaState) -> R) -> R {
-        f(&mut self.cache.lock().state)
+        f(&mut self.cache.lock().state.settled())
     }
 
-    /// The lock and everything it protects, for the historical variants.
+    /// The lock and everything it protects, for the historical variants (the next call
+    /// takes the full path).
     #[cfg(feature = "zoo")]
     pub(crate) fn with_cache<R>(&self, f: impl FnOnce(&mut Cache) -> R) -> R {
-        f(&mut self.cache.lock())
+        let mut cache = self.cache.lock();
+        cache.book_mut();
+        f(&mut cache)
     }
 
     /// The instance name and configuration, to number batches in the historical variants.
@@ -606,23 +706,6 @@ impl<B: Backend> Tracker<B> {
     #[cfg(feature = "zoo")]
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
-    }
-}
-
-impl Cache {
-    /// Whether a sync is due, right after a call was recorded (so something is pending).
-    fn sync_due(&self, now: Timestamp, options: &TrackerOptions) -> bool {
-        let book = &self.book;
-        book.busy == Busy::Idle
-            && (book.forced || now.millis_since(book.last_sync) >= options.sync_interval_ms)
-    }
-
-    fn reload_due(&self, now: Timestamp, options: &TrackerOptions) -> bool {
-        self.book.busy == Busy::Idle
-            && self
-                .book
-                .last_load_attempt
-                .is_none_or(|at| now.millis_since(at) >= options.reload_interval_ms)
     }
 }
 

@@ -180,9 +180,15 @@ impl QuotaState {
     }
 
     /// [`QuotaState::record_fast`] for an admission: the calls fit under the ceiling and
-    /// the lease's low-water mark, or `None`.
+    /// the lease's low-water mark, or `None`. With the reservation, built from the same
+    /// counter (one bounds check).
     #[inline(always)]
-    fn admit_fast(&mut self, service: ServiceId, count: u64, now: Timestamp) -> Option<Usage> {
+    fn admit_fast(
+        &mut self,
+        service: ServiceId,
+        count: u64,
+        now: Timestamp,
+    ) -> Option<(Usage, Reservation)> {
         let counter = self.counters.get_mut(service.0)?;
         let used = counter
             .used
@@ -190,7 +196,12 @@ impl QuotaState {
             .filter(|&used| count != 0 && used < counter.admit_below)?;
         counter.used = used;
         self.updated_at = now;
-        Some(Usage::new(service, counter.limit, counter.ceiling, used))
+        let usage = Usage::new(service, counter.limit, counter.ceiling, used);
+        let window = counter.window;
+        Some((
+            usage,
+            Reservation::new(service, count, self.day, window, self.owner),
+        ))
     }
 }
 
@@ -223,8 +234,8 @@ impl Cache {
         if now.0 >= self.wake_at {
             return None;
         }
-        let usage = self.state.admit_fast(service, count, now)?;
-        Some((usage, self.state.reservation(service, count), self.due))
+        let (usage, reservation) = self.state.admit_fast(service, count, now)?;
+        Some((usage, reservation, self.due))
     }
 
     /// Recomputes the due flags at `now` and the instant before which neither they nor any
@@ -343,15 +354,30 @@ mod tests {
                 assert_eq!(a.lease_left(id), b.lease_left(id), "{step}: lease");
                 assert_eq!(a.window(id), b.window(id), "{step}: window");
             }
-            assert_eq!(a.total_api_calls_today(), b.total_api_calls_today(), "{step}");
+            assert_eq!(
+                a.total_api_calls_today(),
+                b.total_api_calls_today(),
+                "{step}"
+            );
             assert_eq!(a.updated_at(), b.updated_at(), "{step}: updated_at");
             assert_eq!(a.unsynced(), b.unsynced(), "{step}: unsynced");
         }
 
         fn admitted(&mut self, step: &str, a: Admission, b: Admission) {
             let strip = |x: &Admission| {
-                let r = x.reservation.as_ref().map(|r| (r.service(), r.count(), r.day()));
-                (r, x.usage, x.refusal, x.crossed_critical, x.sync_due, x.reload_due, x.lease_due)
+                let r = x
+                    .reservation
+                    .as_ref()
+                    .map(|r| (r.service(), r.count(), r.day()));
+                (
+                    r,
+                    x.usage,
+                    x.refusal,
+                    x.crossed_critical,
+                    x.sync_due,
+                    x.reload_due,
+                    x.lease_due,
+                )
             };
             assert_eq!(strip(&a), strip(&b), "{step}");
             if let (Some(ra), Some(rb)) = (a.reservation, b.reservation) {
@@ -408,7 +434,11 @@ mod tests {
                 _ => SyncOutcome::Unknown,
             };
             let (a, b) = (self.fast.begin_sync(), self.full.begin_sync());
-            assert_eq!(a.as_ref().map(|x| x.seq), b.as_ref().map(|x| x.seq), "begin_sync");
+            assert_eq!(
+                a.as_ref().map(|x| x.seq),
+                b.as_ref().map(|x| x.seq),
+                "begin_sync"
+            );
             if let (Ok(a), Ok(b)) = (a, b) {
                 self.fast.finish_sync(a, outcome.clone());
                 self.full.finish_sync(b, outcome.clone());
@@ -446,12 +476,21 @@ mod tests {
 
         /// Bounded mode: a grant of a random size, or a failed one.
         fn lease(&mut self, service: ServiceId, rng: &mut Rng) {
-            let (a, b) = (self.fast.begin_lease(service), self.full.begin_lease(service));
+            let (a, b) = (
+                self.fast.begin_lease(service),
+                self.full.begin_lease(service),
+            );
             assert_eq!(a.is_ok(), b.is_ok(), "begin_lease");
             if let (Ok(a), Ok(b)) = (a, b) {
                 let granted = rng.below(a.want + 1);
                 let error = StoreError::new(StoreErrorKind::Unavailable, "grant", "test");
-                let answer = |e| if rng_fail(granted) { Err(e) } else { Ok(granted) };
+                let answer = |e| {
+                    if rng_fail(granted) {
+                        Err(e)
+                    } else {
+                        Ok(granted)
+                    }
+                };
                 let ra = self.fast.finish_lease(&a, answer(&error));
                 let rb = self.full.finish_lease(&b, answer(&error));
                 assert_eq!(ra, rb, "finish_lease");
@@ -492,7 +531,9 @@ mod tests {
             clock.advance(60_000);
         }
         tracker.record_call(id, 1).expect("rolls to the new minute");
-        let error = tracker.record_call(id, 1).expect_err("today's count overflows");
+        let error = tracker
+            .record_call(id, 1)
+            .expect_err("today's count overflows");
         assert!(error.to_string().contains("overflow"), "{error}");
         let state = tracker.raw_state();
         assert_eq!(state.usage(id).map(|u| u.used()), Ok(1));

@@ -169,6 +169,7 @@ impl QuotaState {
     /// full path. Only correct before `Cache::wake_at` (no window or day has ended).
     #[inline(always)]
     fn record_fast(&mut self, service: ServiceId, count: u64, now: Timestamp) -> Option<Usage> {
+        // The gate's throwaway change goes here (verification/gate/src/probe.rs).
         let counter = self.counters.get_mut(service.0)?;
         let used = counter
             .used

@@ -276,7 +276,7 @@ impl QuotaState {
     /// window or day rollover caused by `now` may still happen: that is the passage of time,
     /// not a change of what was recorded).
     ///
-    /// This is the full path, with every check; the tracker's hot path ([`crate::fast`])
+    /// This is the full path, with every check; the tracker's hot path (ARCHITECTURE.md)
     /// does the same for calls that need no attention.
     pub fn record(
         &mut self,

@@ -9,7 +9,7 @@
 //!   removed);
 //! - a benchmark figure worse than the baseline's by more than its stated margin.
 
-use crate::report::{Better, Check, Report, Status};
+use crate::report::{Better, Check, Figure, Report, Status};
 use crate::tiers::BASELINE;
 
 /// A loom model may explore down to this fraction of its baseline executions.
@@ -136,36 +136,43 @@ fn bench_regressions(current: &Report, baseline: &Report, timings: bool) -> Vec<
         .iter()
         .filter(|b| timings || !b.is_timing())
         .filter_map(|b| {
-            let Some(c) = current.benchmarks.iter().find(|c| c.name == b.name) else {
-                return Some(format!("{}: not measured any more", b.name));
-            };
-            let limit = match b.better {
-                Better::Lower => b.value * (1.0 + b.margin),
-                Better::Higher => b.value * (1.0 - b.margin),
-            };
-            let worse = match b.better {
-                Better::Lower => c.value > limit,
-                Better::Higher => c.value < limit,
-            };
-            worse.then(|| {
-                format!(
-                    "{}: {:.3} {}, baseline {:.3} (margin {:.0} %, limit {:.3})",
-                    b.name,
-                    c.value,
-                    c.unit,
-                    b.value,
-                    b.margin * 100.0,
-                    limit
-                )
-            })
+            let c = current.benchmarks.iter().find(|c| c.name == b.name);
+            figure_regression(b, c)
         })
         .collect()
+}
+
+/// How `current` regressed from the baseline's figure `b` (worse by more than `b`'s margin,
+/// or not measured), or `None`.
+pub fn figure_regression(b: &Figure, current: Option<&Figure>) -> Option<String> {
+    let Some(c) = current else {
+        return Some(format!("{}: not measured any more", b.name));
+    };
+    let limit = match b.better {
+        Better::Lower => b.value * (1.0 + b.margin),
+        Better::Higher => b.value * (1.0 - b.margin),
+    };
+    let worse = match b.better {
+        Better::Lower => c.value > limit,
+        Better::Higher => c.value < limit,
+    };
+    worse.then(|| {
+        format!(
+            "{}: {:.3} {}, baseline {:.3} (margin {:.0} %, limit {:.3})",
+            b.name,
+            c.value,
+            c.unit,
+            b.value,
+            b.margin * 100.0,
+            limit
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Figure, LoomModel, ZooEntry};
+    use crate::report::{LoomModel, ZooEntry};
 
     fn report() -> Report {
         Report {

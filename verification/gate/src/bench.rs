@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::nextest::tail;
+use crate::nextest::{log_sinks, tail};
 use crate::report::{Check, Figure, Status};
 
 /// Builds and runs the quick benchmarks; returns the check and the figures.
@@ -13,14 +13,7 @@ pub fn run(out_dir: &Path, log: &Path) -> (Check, Vec<Figure>) {
     let json = out_dir.join("bench.json");
     let _ = std::fs::remove_file(&json);
     eprintln!("  bench: building and running quota-bench --quick (release)");
-    let logged = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log);
-    let (stdout, stderr) = match logged.and_then(|f| Ok((f.try_clone()?, f))) {
-        Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
-        Err(_) => (Stdio::null(), Stdio::null()),
-    };
+    let (stdout, stderr) = log_sinks(log).unwrap_or_else(|_| (Stdio::null(), Stdio::null()));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "run",

@@ -11,6 +11,7 @@ mod baseline;
 mod bench;
 mod nextest;
 mod output;
+mod probe;
 mod report;
 mod tiers;
 mod zoo;
@@ -273,8 +274,9 @@ fn run_tier(
     let invocation = match tier.runner {
         Runner::Bench => {
             let (check, figures) = bench::run(out, log);
+            let probe = probe::run(&figures, log);
             report.benchmarks = figures;
-            return vec![check];
+            return vec![check, probe];
         }
         Runner::Workspace { filter } => Invocation {
             tier: tier.name,

@@ -237,6 +237,15 @@ pub fn last_lines(text: &str, n: usize) -> String {
     out
 }
 
+/// The log file at `path`, opened for appending twice: a child's stdout and stderr.
+pub fn log_sinks(path: &Path) -> std::io::Result<(std::process::Stdio, std::process::Stdio)> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    Ok((file.try_clone()?.into(), file.into()))
+}
+
 /// The last `n` lines of the file at `path`.
 pub fn tail(path: &Path, n: usize) -> String {
     last_lines(&std::fs::read_to_string(path).unwrap_or_default(), n)

@@ -1,0 +1,142 @@
+//! The instruction baseline must fail on a change that adds work to the hot path: the bench
+//! tier copies the workspace, makes a throwaway change in the copy (the clock's value passed
+//! through two `black_box`es on `record_call`'s hot path), builds the copy's `quota-bench`,
+//! counts its instructions and compares that count with this run's exactly as the baseline
+//! comparison would. The check passes only when the comparison fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::baseline::figure_regression;
+use crate::nextest::{log_sinks, tail};
+use crate::report::{Check, Figure, Status};
+
+/// The figure the throwaway change must move past its margin.
+const FIGURE: &str = "instructions per call, record_call, fixed core on parking_lot";
+/// Where in the copy the change goes: a marker comment on the hot path.
+const FILE: &str = "crates/quota-tracker/src/fast.rs";
+const MARKER: &str = "// The gate's throwaway change goes here (verification/gate/src/probe.rs).";
+/// The change: two more stores and loads per call.
+const CHANGE: &str = "let now = std::hint::black_box(std::hint::black_box(now));";
+/// What the copy holds: everything a build of the workspace reads.
+const COPIED: [&str; 5] = [
+    "Cargo.toml",
+    "Cargo.lock",
+    "crates",
+    "verification",
+    "scripts",
+];
+
+/// Runs the probe against `figures` (this run's bench figures); logs to `log`.
+pub fn run(figures: &[Figure], log: &Path) -> Check {
+    let started = Instant::now();
+    eprintln!("  bench: a throwaway change on the hot path must fail the instruction baseline");
+    let (status, detail) = match probe(figures, log) {
+        Ok(detail) => (Status::Pass, detail),
+        Err(detail) => (Status::Fail, detail),
+    };
+    Check {
+        name: "bench/instruction-baseline-fails-on-a-hot-path-change".to_owned(),
+        tier: "bench".to_owned(),
+        status,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        detail,
+    }
+}
+
+fn probe(figures: &[Figure], log: &Path) -> Result<String, String> {
+    let Some(unchanged) = figures.iter().find(|f| f.name == FIGURE) else {
+        return Err(format!(
+            "this run has no figure {FIGURE:?} (valgrind missing, or a debug build?): nothing to compare the change with"
+        ));
+    };
+    let root = PathBuf::from("target/probe");
+    let copy = root.join("workspace");
+    let _ = std::fs::remove_dir_all(&copy);
+    for entry in COPIED {
+        copy_tree(Path::new(entry), &copy.join(entry))
+            .map_err(|e| format!("cannot copy {entry} to {}: {e}", copy.display()))?;
+    }
+    let file = copy.join(FILE);
+    let source = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if source.matches(MARKER).count() != 1 {
+        return Err(format!(
+            "{FILE} must hold the marker {MARKER:?} exactly once"
+        ));
+    }
+    let changed = source.replace(MARKER, &format!("{MARKER}\n{CHANGE}"));
+    std::fs::write(&file, changed).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let json = std::path::absolute(root.join("figures.json"))
+        .map_err(|e| format!("cannot resolve target/probe: {e}"))?;
+    let _ = std::fs::remove_file(&json);
+    let target = std::path::absolute(root.join("target"))
+        .map_err(|e| format!("cannot resolve target/probe: {e}"))?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = log_sinks(log).and_then(|(out, err)| {
+        Command::new(cargo)
+            .args([
+                "run",
+                "--release",
+                "--locked",
+                "-q",
+                "-p",
+                "quota-bench",
+                "--",
+            ])
+            .args(["--instructions", "--json"])
+            .arg(&json)
+            .current_dir(&copy)
+            .env("CARGO_TARGET_DIR", &target)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+    });
+    let measured = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Vec<Figure>>(&text).ok());
+    let changed = match (built, measured) {
+        (Ok(status), Some(figures)) if status.success() => figures,
+        (status, _) => {
+            return Err(format!(
+                "the changed copy's quota-bench did not count ({status:?}); the end of {}:\n{}",
+                log.display(),
+                tail(log, 30)
+            ));
+        }
+    };
+    let after = changed.iter().find(|f| f.name == FIGURE);
+    let after_value = after.map_or(f64::NAN, |f| f.value);
+    match figure_regression(unchanged, after) {
+        Some(regression) => Ok(format!(
+            "the throwaway change took {FIGURE} from {:.1} to {after_value:.1}; the comparison fails as it should: {regression}",
+            unchanged.value
+        )),
+        None => Err(format!(
+            "a change adding work to the hot path took {FIGURE} from {:.1} to {after_value:.1}, and the baseline comparison let it pass",
+            unchanged.value
+        )),
+    }
+}
+
+/// Copies `from` (a file or a directory) to `to`, leaving out build output.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_file() {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, to)?;
+        return Ok(());
+    }
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_name() == "target" {
+            continue;
+        }
+        copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+    }
+    Ok(())
+}

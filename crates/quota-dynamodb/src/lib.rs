@@ -26,9 +26,11 @@ mod item;
 mod lease;
 mod qualify;
 mod store;
+mod task;
 #[cfg(feature = "zoo")]
 pub mod zoo;
 
 pub use client::{DynamoConfig, client_config, connect};
 pub use qualify::{Qualification, qualify, qualify_client};
 pub use store::{BlockingDynamoStore, DynamoStore, RetryPolicy};
+pub use task::{NoRuntime, SyncTask};

@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::{
     ReturnValue, ScalarAttributeType, TableStatus,
 };
 use quota_tracker::{
-    Clock, DayDeltas, LeaseRequest, Store, StoreError, StoreErrorKind, StoredDay, StoredWindow,
-    SyncBatch, UtcDay, Window, WindowKey,
+    AsyncStore, Clock, DayDeltas, LeaseRequest, Store, StoreError, StoreErrorKind, StoredDay,
+    StoredWindow, SyncBatch, UtcDay, Window, WindowKey,
 };
 
 use crate::client::{DynamoConfig, connect};
@@ -706,11 +706,29 @@ impl Update {
 
 /// [`DynamoStore`] behind the blocking [`Store`] trait, with a runtime of its own.
 ///
-/// Call it from ordinary threads (as `SyncedTracker` does); calling it from inside another
-/// tokio runtime's worker would block that worker.
+/// Call it from ordinary threads (as `SyncedTracker` does). From async code use
+/// [`DynamoStore`] itself, with `quota_tracker::AsyncSyncedTracker` and [`crate::SyncTask`]:
+/// called from inside a tokio runtime (a task, a `block_on`, `spawn_blocking`), every
+/// operation fails with [`StoreErrorKind::Rejected`] saying so, where tokio would panic
+/// ("Cannot start a runtime from within a runtime") or block one of that runtime's workers.
 pub struct BlockingDynamoStore {
     store: DynamoStore,
-    runtime: tokio::runtime::Runtime,
+    /// `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Refuses, with the reason, to block a thread of a tokio runtime.
+fn outside_runtime(operation: &'static str) -> Result<(), StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Ok(());
+    }
+    Err(StoreError::new(
+        StoreErrorKind::Rejected,
+        operation,
+        "BlockingDynamoStore called from inside a tokio runtime (a task, a block_on or \
+         spawn_blocking), where blocking would panic or stall the runtime: from async code use \
+         DynamoStore with quota_tracker::AsyncSyncedTracker and quota_dynamodb::SyncTask",
+    ))
 }
 
 impl BlockingDynamoStore {
@@ -726,6 +744,7 @@ impl BlockingDynamoStore {
         clock: Arc<dyn Clock>,
         customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
     ) -> std::io::Result<Self> {
+        outside_runtime("connect").map_err(|e| std::io::Error::other(e.message))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("quota-dynamodb")
@@ -734,13 +753,34 @@ impl BlockingDynamoStore {
         let builder = runtime.block_on(crate::client::client_config(config));
         let client = Client::from_conf(customize(builder).build());
         let store = DynamoStore::new(client, config.table.clone(), clock);
-        Ok(Self { store, runtime })
+        Ok(Self {
+            store,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs `operation` to completion on this store's runtime, unless the caller is inside
+    /// a runtime already.
+    fn block_on<T>(
+        &self,
+        operation: &'static str,
+        future: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        outside_runtime(operation)?;
+        match &self.runtime {
+            Some(runtime) => runtime.block_on(future),
+            None => Err(StoreError::new(
+                StoreErrorKind::Rejected,
+                operation,
+                "the store is being dropped",
+            )),
+        }
     }
 
     /// Writes batches the way `variant` does (a historical bug, for the harness only).
     #[cfg(feature = "zoo")]
     pub fn with_variant(mut self, variant: crate::zoo::StoreVariant) -> Self {
-        self.store = self.store.with_variant(variant);
+        self.store.variant = variant;
         self
     }
 
@@ -751,29 +791,58 @@ impl BlockingDynamoStore {
 
     /// Calls of `service`'s lease for `window` granted and not given back.
     pub fn granted(&self, service: &str, window: Window) -> Result<u64, StoreError> {
-        self.runtime.block_on(self.store.granted(service, window))
+        self.block_on("granted", self.store.granted(service, window))
     }
 
     /// Creates the table if it is missing (see [`DynamoStore::create_table_if_missing`]).
     pub fn create_table_if_missing(&self) -> Result<(), StoreError> {
-        self.runtime.block_on(self.store.create_table_if_missing())
+        self.block_on("create-table", self.store.create_table_if_missing())
+    }
+}
+
+impl Drop for BlockingDynamoStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks until its threads stop, which tokio refuses inside
+        // another runtime; nothing runs on this one between calls, so let it go in the
+        // background.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
 impl Store for BlockingDynamoStore {
     fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
-        self.runtime.block_on(self.store.load(day))
+        self.block_on("load", self.store.load(day))
     }
 
     fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
-        self.runtime.block_on(self.store.load_windows(windows))
+        self.block_on("load", self.store.load_windows(windows))
     }
 
     fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
-        self.runtime.block_on(self.store.apply(batch))
+        self.block_on("apply", self.store.apply(batch))
     }
 
     fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
-        self.runtime.block_on(self.store.grant_lease(request))
+        self.block_on("grant", self.store.grant_lease(request))
+    }
+}
+
+impl AsyncStore for DynamoStore {
+    async fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        self.load(day).await
+    }
+
+    async fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
+        DynamoStore::load_windows(self, windows).await
+    }
+
+    async fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        self.apply(batch).await
+    }
+
+    async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        DynamoStore::grant_lease(self, request).await
     }
 }

@@ -95,42 +95,105 @@ fn run<S: Store, B: Backend>(
                 Err(_) => true,
             }
         };
-        // On the way out the leases go back with the last sync (bounded mode), and a batch
-        // in doubt and the deltas behind it may take two syncs.
         if stopping {
             synced.tracker().release_leases();
         }
-        for _ in 0..if stopping { 4 } else { 1 } {
-            match synced.sync() {
-                // A batch brings back the counts of the items it wrote; when other windows'
-                // counts are due too, read them, or calls to other services go unseen.
-                SyncReport::Applied { .. } if !stopping && synced.tracker().reload_due() => {
-                    totals.applied += 1;
-                    if let ReloadReport::Loaded = synced.reload() {
-                        totals.reloads += 1;
-                    }
+        let mut cycle = SyncCycle::new(stopping);
+        let mut step = SyncStep::Sync;
+        loop {
+            step = match step {
+                SyncStep::Sync => {
+                    let report = synced.sync();
+                    cycle.after_sync(&report, || synced.tracker().reload_due(), &mut totals)
                 }
-                SyncReport::Applied { .. } => totals.applied += 1,
-                SyncReport::Failed(error) => {
-                    totals.failed += 1;
-                    tracing::warn!(%error, "background sync failed; deltas kept pending");
-                    break;
-                }
-                // Nothing to write: read instead, to see other instances' calls.
-                SyncReport::NothingPending if !stopping => match synced.reload() {
-                    ReloadReport::Loaded => totals.reloads += 1,
-                    ReloadReport::Failed(error) => tracing::warn!(
-                        %error,
-                        "background reload failed; keeping the last known state"
-                    ),
-                    ReloadReport::InFlight => {}
-                },
-                SyncReport::NothingPending | SyncReport::InFlight => break,
-            }
+                SyncStep::Reload => cycle.after_reload(&synced.reload(), &mut totals),
+                SyncStep::Done => break,
+            };
         }
         if stopping {
             break;
         }
     }
     totals
+}
+
+/// What a syncer does next in its period: shared by [`BackgroundSync`]'s thread and the
+/// async sync task of `quota-dynamodb`, so both keep the same schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStep {
+    /// Sync (the first step of every period).
+    Sync,
+    /// Read the store.
+    Reload,
+    /// Nothing more this period.
+    Done,
+}
+
+/// One period of a syncer: a sync, then a reload when nothing was pending (to see other
+/// instances' calls) or when the sync did not bring back every current window's count and
+/// a reload is due. On the way out (`stopping`, leases already released) no reload, and up
+/// to four syncs: a batch in doubt and the deltas behind it may take two.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncCycle {
+    stopping: bool,
+    syncs_left: u8,
+}
+
+impl SyncCycle {
+    /// A period's cycle; start it with [`SyncStep::Sync`].
+    pub fn new(stopping: bool) -> Self {
+        Self {
+            stopping,
+            syncs_left: if stopping { 3 } else { 0 },
+        }
+    }
+
+    /// Counts what a sync did in `totals` (logging a failure) and says what comes next;
+    /// `reload_due` is asked only after a batch landed.
+    pub fn after_sync(
+        &mut self,
+        report: &SyncReport,
+        reload_due: impl FnOnce() -> bool,
+        totals: &mut Totals,
+    ) -> SyncStep {
+        match report {
+            SyncReport::Applied { .. } => {
+                totals.applied += 1;
+                if self.stopping {
+                    self.again()
+                } else if reload_due() {
+                    SyncStep::Reload
+                } else {
+                    SyncStep::Done
+                }
+            }
+            SyncReport::Failed(error) => {
+                totals.failed += 1;
+                tracing::warn!(%error, "background sync failed; deltas kept pending");
+                SyncStep::Done
+            }
+            SyncReport::NothingPending if !self.stopping => SyncStep::Reload,
+            SyncReport::NothingPending | SyncReport::InFlight => SyncStep::Done,
+        }
+    }
+
+    /// Counts what a reload did (logging a failure); the period's work is done.
+    pub fn after_reload(&mut self, report: &ReloadReport, totals: &mut Totals) -> SyncStep {
+        match report {
+            ReloadReport::Loaded => totals.reloads += 1,
+            ReloadReport::Failed(error) => {
+                tracing::warn!(%error, "background reload failed; keeping the last known state");
+            }
+            ReloadReport::InFlight => {}
+        }
+        SyncStep::Done
+    }
+
+    fn again(&mut self) -> SyncStep {
+        if self.syncs_left == 0 {
+            return SyncStep::Done;
+        }
+        self.syncs_left -= 1;
+        SyncStep::Sync
+    }
 }

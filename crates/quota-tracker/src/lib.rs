@@ -11,6 +11,9 @@
 //! - [`SyncedTracker`] wires a tracker to a blocking [`Store`] (such as [`MemoryStore`]).
 //! - [`BackgroundSync`] runs a synced tracker's store I/O on a thread of its own, so no
 //!   caller of `record_call` ever waits for the store.
+//! - [`AsyncSyncedTracker`] does the same dance for tasks, with an [`AsyncStore`]: nothing
+//!   awaits under the lock (the async DynamoDB store and its sync task are in
+//!   `quota-dynamodb`).
 //! - [`sync`] decides the lock: parking_lot, loom under `cfg(loom)`, shuttle with the
 //!   `shuttle` feature; the same core code runs on all three.
 //! - `zoo` (feature `zoo`) holds the historical buggy variants, for the harness only.
@@ -28,6 +31,7 @@
 //! ```
 
 mod admission;
+mod async_store;
 // A real thread: not part of the loom models (which drive `SyncedTracker::sync` directly).
 #[cfg(not(loom))]
 mod background;
@@ -52,7 +56,8 @@ pub mod zoo;
 
 pub use admission::{AdmitOutcome, Refusal, Reservation};
 #[cfg(not(loom))]
-pub use background::{BackgroundSync, Totals as BackgroundTotals};
+pub use async_store::{AsyncStore, AsyncSyncedTracker};
+pub use background::{BackgroundSync, SyncCycle, SyncStep, Totals as BackgroundTotals};
 pub use batch::{
     DayDeltas, Pending, StoredDay, StoredWindow, SyncBatch, SyncOutcome, WindowDelta, WindowKey,
 };

@@ -146,27 +146,12 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
 
     /// Writes pending deltas to the store now, unless a store operation is in flight.
     pub fn sync(&self) -> SyncReport {
-        let batch = match self.tracker.begin_sync() {
-            Ok(batch) => batch,
-            Err(NoSync::InFlight) => return SyncReport::InFlight,
-            Err(NoSync::NothingPending) => return SyncReport::NothingPending,
-        };
-        let (seq, calls) = (batch.seq, batch.total());
-        let mut in_flight = InFlight {
-            tracker: &self.tracker,
-            batch: Some(batch),
+        let in_flight = match InFlight::start(&self.tracker) {
+            Ok(in_flight) => in_flight,
+            Err(report) => return report,
         };
         let result = self.store.apply_batch(in_flight.batch());
-        match result {
-            Ok(fresh) => {
-                in_flight.finish(SyncOutcome::Applied { fresh });
-                SyncReport::Applied { seq, calls }
-            }
-            Err(error) => {
-                in_flight.finish(error.sync_outcome());
-                SyncReport::Failed(error)
-            }
-        }
+        in_flight.end(result)
     }
 
     /// Re-reads today's item and the current windows' items, and merges them with pending
@@ -175,16 +160,25 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
         let Ok(ticket) = self.tracker.begin_reload() else {
             return ReloadReport::InFlight;
         };
-        match load(&self.store, &ticket) {
-            Ok(stored) => {
-                self.tracker
-                    .finish_reload(ticket, ReloadOutcome::Loaded(stored));
-                ReloadReport::Loaded
-            }
-            Err(error) => {
-                self.tracker.finish_reload(ticket, ReloadOutcome::Failed);
-                ReloadReport::Failed(error)
-            }
+        let result = load(&self.store, &ticket);
+        end_reload(&self.tracker, ticket, result)
+    }
+}
+
+/// Merges what a reload read (or notes that it failed) and says how it went.
+pub(crate) fn end_reload<B: Backend>(
+    tracker: &Tracker<B>,
+    ticket: ReloadTicket,
+    result: Result<Option<StoredDay>, StoreError>,
+) -> ReloadReport {
+    match result {
+        Ok(stored) => {
+            tracker.finish_reload(ticket, ReloadOutcome::Loaded(stored));
+            ReloadReport::Loaded
+        }
+        Err(error) => {
+            tracker.finish_reload(ticket, ReloadOutcome::Failed);
+            ReloadReport::Failed(error)
         }
     }
 }
@@ -204,16 +198,51 @@ pub(crate) fn load<S: Store>(
     Ok(Some(day.with_windows(windows)))
 }
 
-/// A batch being written. If the store call unwinds, the batch is reported in doubt rather
-/// than lost, and the instance can sync again.
-struct InFlight<'a, B: Backend> {
+/// A batch being written. If the store call unwinds (or, from async code, its future is
+/// dropped before it finished), the batch is reported in doubt rather than lost, and the
+/// instance can sync again.
+pub(crate) struct InFlight<'a, B: Backend> {
     tracker: &'a Tracker<B>,
     batch: Option<SyncBatch>,
+    seq: u64,
+    calls: i64,
 }
 
-impl<B: Backend> InFlight<'_, B> {
-    fn batch(&self) -> &SyncBatch {
+impl<'a, B: Backend> InFlight<'a, B> {
+    /// Takes the pending deltas for a sync, or says why there is none.
+    pub(crate) fn start(tracker: &'a Tracker<B>) -> Result<Self, SyncReport> {
+        let batch = match tracker.begin_sync() {
+            Ok(batch) => batch,
+            Err(NoSync::InFlight) => return Err(SyncReport::InFlight),
+            Err(NoSync::NothingPending) => return Err(SyncReport::NothingPending),
+        };
+        Ok(Self {
+            tracker,
+            seq: batch.seq,
+            calls: batch.total(),
+            batch: Some(batch),
+        })
+    }
+
+    pub(crate) fn batch(&self) -> &SyncBatch {
         self.batch.as_ref().expect("batch present until finished")
+    }
+
+    /// Reports how the write ended.
+    pub(crate) fn end(mut self, result: Result<Option<StoredDay>, StoreError>) -> SyncReport {
+        match result {
+            Ok(fresh) => {
+                self.finish(SyncOutcome::Applied { fresh });
+                SyncReport::Applied {
+                    seq: self.seq,
+                    calls: self.calls,
+                }
+            }
+            Err(error) => {
+                self.finish(error.sync_outcome());
+                SyncReport::Failed(error)
+            }
+        }
     }
 
     fn finish(&mut self, outcome: SyncOutcome) {

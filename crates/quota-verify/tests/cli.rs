@@ -466,6 +466,78 @@ fn check_history_unusable_input_exits_3_with_the_line() {
     assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
 }
 
+/// A record on `api`, then a read answering `[used, remaining]` and a can-call answering
+/// `can_call`.
+fn api_history(name: &str, remaining: u64, can_call: bool) -> std::path::PathBuf {
+    history_file(
+        name,
+        &format!(
+            r#"{{"process": 0, "type": "invoke", "f": "record", "key": "api", "value": 1}}
+{{"process": 0, "type": "ok", "f": "record", "key": "api", "value": 1}}
+{{"process": 1, "type": "invoke", "f": "read", "key": "api"}}
+{{"process": 1, "type": "ok", "f": "read", "key": "api", "value": [1, {remaining}]}}
+{{"process": 1, "type": "invoke", "f": "can-call", "key": "api"}}
+{{"process": 1, "type": "ok", "f": "can-call", "key": "api", "value": {can_call}}}
+"#
+        ),
+    )
+}
+
+#[test]
+fn check_history_limits_check_remaining_and_can_call_and_name_unknown_services() {
+    let check = |path: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["check-history", "--model", "quota"];
+        args.extend_from_slice(extra);
+        args.push(path.to_str().expect("utf-8"));
+        run(&args)
+    };
+    let right = api_history("limits-right.jsonl", 9, true);
+    let out = check(&right, &["--limits", "api=10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A wrong `remaining` is caught once the limit is known, and only then.
+    let wrong = api_history("limits-remaining.jsonl", 99, true);
+    let out = check(&wrong, &["--limits", "api=10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = check(&wrong, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no limit known for api"),
+        "{}",
+        stderr(&out)
+    );
+    // can-call false at 1 of 10 is wrong under an 80 % ceiling, right under a 10 % one.
+    let refused = api_history("limits-can-call.jsonl", 9, false);
+    let out = check(&refused, &["--limits", "api=10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let out = check(&refused, &["--limits", "api=10", "--ceiling-percent", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A service the limits do not name is unusable input, named.
+    let out = check(&right, &["--limits", "tiingo=500,finnhub=60"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("services --limits does not: api"),
+        "{}",
+        stderr(&out)
+    );
+    for (bad, says) in [
+        ("api", "expected SERVICE=LIMIT"),
+        ("api=ten", "must be a whole number"),
+        ("api=1,api=2", "given twice"),
+        ("=5", "service name is empty"),
+    ] {
+        let out = check(&right, &["--limits", bad]);
+        assert_eq!(out.status.code(), Some(3), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{bad}: {}", stderr(&out));
+    }
+    let out = run(&["check-history", "--model", "kv", "--limits", "api=1", "x"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("for --model quota"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[cfg(feature = "dynamodb")]
 #[test]
 fn store_check_explains_what_it_cannot_do() {

@@ -75,6 +75,21 @@ impl Quota {
         self.ceiling_percent
     }
 
+    /// The services with a known limit.
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.limits.keys().map(String::as_str)
+    }
+
+    /// The services `ops` name that have no limit here, in order, each once.
+    pub fn unknown_services<'a>(&self, ops: impl IntoIterator<Item = &'a QuotaOp>) -> Vec<String> {
+        let unknown: std::collections::BTreeSet<&str> = ops
+            .into_iter()
+            .filter_map(QuotaOp::service)
+            .filter(|s| !self.limits.contains_key(*s))
+            .collect();
+        unknown.into_iter().map(str::to_owned).collect()
+    }
+
     /// A service's ceiling, `ceil(limit * percent / 100)`, if its limit is known.
     pub fn ceiling(&self, service: &str) -> Option<u64> {
         let limit = *self.limits.get(service)?;
@@ -126,7 +141,8 @@ pub enum QuotaOp {
 }
 
 impl QuotaOp {
-    fn service(&self) -> Option<&str> {
+    /// The service this operation is about (`None` for a sync of every service).
+    pub fn service(&self) -> Option<&str> {
         match self {
             QuotaOp::Record { service, .. }
             | QuotaOp::Admit { service, .. }

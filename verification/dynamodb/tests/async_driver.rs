@@ -1,0 +1,198 @@
+//! The tracker driven from async code against the real server: many tasks on a multi-thread
+//! tokio runtime record and admit through `AsyncSyncedTracker` on the async `DynamoStore`,
+//! a `SyncTask` syncs in the background, and after its shutdown the table holds exactly what
+//! was recorded. The blocking store, called from inside a runtime, fails with a clear error
+//! instead of tokio's panic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quota_dynamodb::{DynamoConfig, DynamoStore, SyncTask};
+use quota_dynamodb_tests::{Conservation, Server};
+use quota_tracker::{
+    AsyncSyncedTracker, QuotaConfig, Store, StoreErrorKind, SyncReport, SyncedTracker,
+    TickingClock, Tracker, TrackerOptions,
+};
+
+const TASKS: u64 = 64;
+const CALLS: u64 = 60;
+
+fn config(server: &Server, table: &str) -> DynamoConfig {
+    DynamoConfig {
+        table: table.to_owned(),
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    }
+}
+
+/// Limits far above the workload, so every admission is admitted.
+fn roomy() -> QuotaConfig {
+    let service = |name: &str| {
+        quota_tracker::ServiceConfig::new(name, 1_000_000, quota_tracker::Period::Day)
+            .expect("valid")
+    };
+    QuotaConfig::new(vec![
+        service("tiingo"),
+        service("finnhub"),
+        service("sendgrid"),
+    ])
+    .expect("valid")
+}
+
+#[test]
+fn many_tasks_on_a_multi_thread_runtime_lose_and_double_nothing() {
+    let server = Server::start();
+    let clock = TickingClock::start();
+    // Created outside the runtime: the blocking store reads the table back at the end.
+    let reader = server.store("async-driver", clock.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (expected, day) = runtime.block_on(async {
+        let store = DynamoStore::connect(&config(&server, "async-driver"), clock.clone()).await;
+        let options = TrackerOptions {
+            // Syncs due often, so tasks also await them inline beside the background task.
+            sync_interval_ms: 20,
+            reload_interval_ms: 50,
+            instance: "async-driver".into(),
+        };
+        let tracker = Tracker::with_options(roomy(), clock.clone(), options);
+        let synced = Arc::new(AsyncSyncedTracker::new(tracker, store));
+        let task = SyncTask::spawn(Arc::clone(&synced), Duration::from_millis(25))
+            .expect("inside the runtime");
+        let ids: Vec<_> = synced.tracker().config().ids().collect();
+        let handles: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let synced = Arc::clone(&synced);
+                let id = ids[(t % 3) as usize];
+                tokio::spawn(async move {
+                    let mut kept = 0u64;
+                    for i in 0..CALLS {
+                        // Half the tasks admit (one refund in ten), half record.
+                        if t % 2 == 0 {
+                            let admission = synced.admit(id, 1).await.expect("admitted");
+                            let reservation = admission.reservation.expect("room to spare");
+                            if i % 10 == 0 {
+                                synced.refund(reservation).expect("refunded");
+                            } else {
+                                kept += 1;
+                            }
+                        } else {
+                            synced.record_call(id, 1).await.expect("recorded");
+                            kept += 1;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    (t % 3, kept)
+                })
+            })
+            .collect();
+        let mut expected = [0u64; 3];
+        for handle in handles {
+            let (service, kept) = handle.await.expect("task ran");
+            expected[service as usize] += kept;
+        }
+        let totals = task.shutdown().await;
+        assert!(totals.applied > 0, "the sync task synced: {totals:?}");
+        assert!(
+            synced
+                .tracker()
+                .unsynced()
+                .iter()
+                .all(|d| d.deltas.iter().all(|&x| x == 0)),
+            "nothing left unsynced after the shutdown: {:?}",
+            synced.tracker().unsynced()
+        );
+        eprintln!("sync task: {totals:?}");
+        (expected, synced.tracker().state().day())
+    });
+    let outcome = Conservation::read(&reader, day, &expected);
+    assert!(outcome.exact(), "table vs calls kept: {outcome}");
+    eprintln!(
+        "{TASKS} tasks x {CALLS} calls on 4 worker threads: table holds exactly {} calls",
+        expected.iter().sum::<u64>()
+    );
+}
+
+#[test]
+fn a_sync_whose_task_is_cancelled_mid_write_is_retried_as_it_was() {
+    let server = Server::start();
+    let clock = TickingClock::start();
+    let reader = server.store("async-cancel", clock.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let day = runtime.block_on(async {
+        let store = DynamoStore::connect(&config(&server, "async-cancel"), clock.clone()).await;
+        let tracker = Tracker::new(QuotaConfig::default(), clock.clone());
+        let synced = AsyncSyncedTracker::new(tracker, store);
+        let tiingo = synced.tracker().service("tiingo").expect("configured");
+        synced.tracker().record_call(tiingo, 3).expect("recorded");
+        // The sync is polled once (the batch taken, the write started) and then dropped, as
+        // a cancelled task's future is.
+        let finished = tokio::select! {
+            biased;
+            report = synced.sync() => Some(report),
+            () = std::future::ready(()) => None,
+        };
+        assert_eq!(
+            finished, None,
+            "a network write does not finish on its first poll"
+        );
+        synced.tracker().record_call(tiingo, 2).expect("recorded");
+        // The dropped batch is in doubt: resent as it was (same sequence number, so the
+        // store applies it at most once), then the calls recorded after it.
+        assert!(matches!(
+            synced.sync().await,
+            SyncReport::Applied { seq: 1, calls: 3 }
+        ));
+        assert!(matches!(
+            synced.sync().await,
+            SyncReport::Applied { seq: 2, calls: 2 }
+        ));
+        synced.tracker().state().day()
+    });
+    assert!(Conservation::read(&reader, day, &[5]).exact());
+}
+
+#[test]
+fn the_blocking_store_inside_a_runtime_is_a_clear_error_not_a_panic() {
+    let server = Server::start();
+    let clock = TickingClock::start();
+    let store = Arc::new(server.store("async-blocking", clock.clone()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let synced = runtime.block_on(async {
+        let day = quota_tracker::UtcDay::from_ymd(2026, 12, 1).expect("valid");
+        let error = store.load_day(day).expect_err("refused inside a runtime");
+        assert_eq!(error.kind, StoreErrorKind::Rejected);
+        assert!(error.message.contains("AsyncSyncedTracker"), "{error}");
+        // A handler recording through SyncedTracker: the call is recorded, the sync fails
+        // (logged), nothing panics, and the deltas wait for a sync from outside.
+        let tracker = Tracker::new(QuotaConfig::default(), clock.clone());
+        let synced = SyncedTracker::new(tracker, Arc::clone(&store));
+        let tiingo = synced.tracker().service("tiingo").expect("configured");
+        synced.record_call(tiingo, 2).expect("recorded");
+        assert!(matches!(synced.sync(), SyncReport::Failed(_)));
+        synced
+    });
+    // Outside the runtime the same store syncs what was kept pending.
+    assert!(matches!(
+        synced.sync(),
+        SyncReport::Applied { calls: 2, .. }
+    ));
+    let day = synced.tracker().state().day();
+    assert!(Conservation::read(&store, day, &[2]).exact());
+    // A connection attempt inside a runtime is refused the same way.
+    let refused = runtime.block_on(async {
+        quota_dynamodb::BlockingDynamoStore::connect(&config(&server, "async-blocking"), clock)
+    });
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("inside a tokio runtime"), "{message}");
+}

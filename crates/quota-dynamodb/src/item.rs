@@ -101,28 +101,98 @@ pub(crate) fn lease_stamps(now: Timestamp, window: Window) -> [(&'static str, At
     ]
 }
 
-/// A lease item's granted count (0 when missing or not a count).
-pub(crate) fn granted(item: &HashMap<String, AttributeValue>) -> u64 {
-    item.get(LEASE_GRANTED)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0)
+/// A stored item this store cannot read: an attribute (written by someone else, or by hand)
+/// that is not the count this store writes there. Reading such an item fails with this
+/// error rather than guess: the tracker keeps what it knew, and nothing recorded is lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "attribute {attribute} of item {item} holds {found}: expected a count of calls (a whole number from 0 to 18446744073709551615, stored as a number)"
+)]
+pub struct ItemError {
+    /// The item's sort key.
+    pub item: String,
+    /// The attribute.
+    pub attribute: String,
+    /// What it holds, described.
+    pub found: String,
 }
 
-/// The count of a window item (0 when the counter is missing or not a count).
-pub(crate) fn stored_window(
+/// The count in `value`, or what is wrong with it.
+fn count(item: &str, attribute: &str, value: &AttributeValue) -> Result<u64, ItemError> {
+    let wrong = |found: String| ItemError {
+        item: item.to_owned(),
+        attribute: attribute.to_owned(),
+        found,
+    };
+    let text = match value {
+        AttributeValue::N(text) => text,
+        AttributeValue::S(text) => return Err(wrong(format!("the string {}", shown(text)))),
+        AttributeValue::Bool(b) => return Err(wrong(format!("the boolean {b}"))),
+        AttributeValue::Null(_) => return Err(wrong("null".to_owned())),
+        other => return Err(wrong(format!("a value of another type ({})", kind(other)))),
+    };
+    text.trim().parse::<u64>().map_err(|_| {
+        let why = match text.trim().parse::<f64>() {
+            Ok(n) if n < 0.0 => "below 0",
+            Ok(n) if n.is_finite() && n.fract() != 0.0 => "not a whole number",
+            Ok(n) if n >= u64::MAX as f64 => "past the largest count",
+            Ok(_) => "not written as a plain whole number",
+            Err(_) => "not a number",
+        };
+        wrong(format!("the number {} ({why})", shown(text)))
+    })
+}
+
+/// `text` quoted, cut short if long.
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(40).collect();
+    if cut.len() < text.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+fn kind(value: &AttributeValue) -> &'static str {
+    match value {
+        AttributeValue::B(_) => "binary",
+        AttributeValue::Bs(_) => "binary set",
+        AttributeValue::L(_) => "list",
+        AttributeValue::M(_) => "map",
+        AttributeValue::Ns(_) => "number set",
+        AttributeValue::Ss(_) => "string set",
+        _ => "unknown",
+    }
+}
+
+/// The count of `attribute` in `item` (0 when absent).
+fn count_of(item: &HashMap<String, AttributeValue>, attribute: &str) -> Result<u64, ItemError> {
+    item.get(attribute)
+        .map_or(Ok(0), |value| count(&sort_key_of(item), attribute, value))
+}
+
+/// The item's sort key, for errors.
+fn sort_key_of(item: &HashMap<String, AttributeValue>) -> String {
+    item.get("SK")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_else(|| "(no SK)".to_owned())
+}
+
+/// A lease item's granted count (0 when missing).
+pub(crate) fn granted(item: &HashMap<String, AttributeValue>) -> Result<u64, ItemError> {
+    count_of(item, LEASE_GRANTED)
+}
+
+/// The count of a window item (0 when the counter is missing).
+pub fn decode_window(
     key: &WindowKey,
     item: &HashMap<String, AttributeValue>,
-) -> StoredWindow {
-    let used = item
-        .get(WINDOW_USED)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(0);
-    StoredWindow {
+) -> Result<StoredWindow, ItemError> {
+    Ok(StoredWindow {
         key: key.clone(),
-        used,
-    }
+        used: count_of(item, WINDOW_USED)?,
+    })
 }
 
 /// The attribute holding the last sequence applied for `instance` (names are sanitised to
@@ -141,25 +211,25 @@ pub(crate) fn seq_attribute(instance: &str) -> String {
     format!("sync_seq_{clean}")
 }
 
-/// `<service>_used` counters of a stored item.
-pub(crate) fn stored_day(day: UtcDay, item: &HashMap<String, AttributeValue>) -> StoredDay {
-    let used: BTreeMap<String, u64> = item
-        .iter()
-        .filter_map(|(name, value)| {
-            let service = name.strip_suffix("_used")?;
-            let n = value.as_n().ok()?.parse::<u64>().ok()?;
-            Some((service.to_owned(), n))
-        })
-        .collect();
-    let stored = StoredDay::new(day, used);
-    match item
-        .get(TOTAL)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse::<u64>().ok())
-    {
-        Some(total) => stored.with_total(total),
-        None => stored,
+/// The `<service>_used` counters and the total of a stored day item. Every other attribute
+/// (limits, stamps, sequences) is left alone: the configuration, not the item, holds the
+/// limits, so a missing or odd `<service>_limit` is no error.
+pub fn decode_day(
+    day: UtcDay,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<StoredDay, ItemError> {
+    let sort_key = sort_key_of(item);
+    let mut used = BTreeMap::new();
+    for (name, value) in item {
+        if let Some(service) = name.strip_suffix("_used") {
+            used.insert(service.to_owned(), count(&sort_key, name, value)?);
+        }
     }
+    let stored = StoredDay::new(day, used);
+    Ok(match item.get(TOTAL) {
+        Some(value) => stored.with_total(count(&sort_key, TOTAL, value)?),
+        None => stored,
+    })
 }
 
 /// ISO-8601 UTC with milliseconds, as the original's `updated_at`.
@@ -193,9 +263,53 @@ mod tests {
             ),
             (TOTAL.to_owned(), AttributeValue::N("7".to_owned())),
         ]);
-        assert_eq!(stored_day(day, &item).used("tiingo"), 7);
-        assert_eq!(stored_day(day, &item).used.len(), 1);
-        assert_eq!(stored_day(day, &item).total, Some(7));
+        let stored = decode_day(day, &item).expect("readable");
+        assert_eq!(stored.used("tiingo"), 7);
+        assert_eq!(stored.used.len(), 1);
+        assert_eq!(stored.total, Some(7));
+    }
+
+    #[test]
+    fn items_someone_else_wrote_are_clear_errors_not_guesses() {
+        let day = UtcDay::from_ymd(2026, 12, 1).expect("valid");
+        let with = |attribute: &str, value: AttributeValue| {
+            HashMap::from([
+                (
+                    "SK".to_owned(),
+                    AttributeValue::S("DATE#2026-12-01".to_owned()),
+                ),
+                (attribute.to_owned(), value),
+            ])
+        };
+        let n = |text: &str| AttributeValue::N(text.to_owned());
+        for (value, says) in [
+            (AttributeValue::S("12".to_owned()), "the string \"12\""),
+            (n("-5"), "the number \"-5\" (below 0)"),
+            (n("1.5"), "(not a whole number)"),
+            (n("184467440737095516160"), "(past the largest count)"),
+            (n("1e400"), "(past the largest count)"),
+            (n("1e3"), "(not written as a plain whole number)"),
+            (AttributeValue::Bool(true), "the boolean true"),
+            (AttributeValue::L(vec![]), "another type (list)"),
+        ] {
+            let error = decode_day(day, &with("tiingo_used", value)).expect_err("unreadable");
+            let text = error.to_string();
+            assert!(
+                text.contains("attribute tiingo_used of item DATE#2026-12-01"),
+                "{text}"
+            );
+            assert!(text.contains(says), "{text}");
+        }
+        let error = decode_day(day, &with(TOTAL, n("x"))).expect_err("unreadable total");
+        assert!(error.to_string().contains("(not a number)"), "{error}");
+        // A limit is the configuration's: an odd one is left alone, and a missing counter is 0.
+        let odd_limit = with("tiingo_limit", AttributeValue::S("lots".to_owned()));
+        assert_eq!(decode_day(day, &odd_limit).map(|d| d.used("tiingo")), Ok(0));
+        assert_eq!(
+            decode_day(day, &with("tiingo_used", n(" 18446744073709551615 ")))
+                .map(|d| d.used("tiingo")),
+            Ok(u64::MAX)
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use quota_tracker::{LeaseRequest, StoreError, StoreErrorKind, SyncBatch, Window};
 
 use crate::item::{LEASE_GRANTED, granted, lease_key, lease_stamps, number};
-use crate::store::{DynamoStore, Sent, Update};
+use crate::store::{DynamoStore, Sent, Update, unreadable};
 
 /// Conditional grants tried before giving up when other instances keep taking what is
 /// left in between.
@@ -45,7 +45,8 @@ impl DynamoStore {
                 None => {
                     // Someone else's grant came first: see what is left.
                     let item = self.get(key.clone()).await?.unwrap_or_default();
-                    want = want.min(request.ceiling.saturating_sub(granted(&item)));
+                    let granted = granted(&item).map_err(|e| unreadable("grant", &e))?;
+                    want = want.min(request.ceiling.saturating_sub(granted));
                 }
             }
         }
@@ -123,6 +124,8 @@ impl DynamoStore {
     /// read; 0 without an item).
     pub async fn granted(&self, service: &str, window: Window) -> Result<u64, StoreError> {
         let item = self.get(lease_key(service, window)).await?;
-        Ok(item.as_ref().map_or(0, granted))
+        item.as_ref()
+            .map_or(Ok(0), granted)
+            .map_err(|e| unreadable("granted", &e))
     }
 }

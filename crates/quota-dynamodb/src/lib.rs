@@ -31,6 +31,7 @@ mod task;
 pub mod zoo;
 
 pub use client::{DynamoConfig, client_config, connect};
+pub use item::{ItemError, decode_day, decode_window};
 pub use qualify::{Qualification, qualify, qualify_client};
 pub use store::{BlockingDynamoStore, DynamoStore, RetryPolicy};
 pub use task::{NoRuntime, SyncTask};

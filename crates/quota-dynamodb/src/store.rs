@@ -18,8 +18,8 @@ use quota_tracker::{
 
 use crate::client::{DynamoConfig, connect};
 use crate::item::{
-    TOTAL, UPDATED_AT, WINDOW_USED, iso8601, key, number, seq_attribute, stamps, stored_day,
-    stored_window, window_key, window_stamps,
+    ItemError, TOTAL, UPDATED_AT, WINDOW_USED, decode_day, decode_window, iso8601, key, number,
+    seq_attribute, stamps, window_key, window_stamps,
 };
 
 /// How often and how patiently to retry throttling and transient errors.
@@ -326,7 +326,9 @@ impl DynamoStore {
     /// Reads `day`'s item with a consistent read.
     pub async fn load(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
         let item = self.get(key(day)).await?;
-        Ok(item.map(|item| stored_day(day, &item)))
+        item.map(|item| decode_day(day, &item))
+            .transpose()
+            .map_err(|e| unreadable("load", &e))
     }
 
     /// Reads the items of `windows` with consistent reads; windows with no item are left out.
@@ -337,7 +339,7 @@ impl DynamoStore {
         let mut stored = Vec::with_capacity(windows.len());
         for window in windows {
             if let Some(item) = self.get(window_key(&window.service, window.window)).await? {
-                stored.push(stored_window(window, &item));
+                stored.push(decode_window(window, &item).map_err(|e| unreadable("load", &e))?);
             }
         }
         Ok(stored)
@@ -487,7 +489,7 @@ impl DynamoStore {
         adds.push("#total :total".to_owned());
         let update = Update::add(&adds.join(", "), names, values, sets, stamps(now));
         let item = self.update(batch, key(day.day), update).await?;
-        Ok(item.map(|item| stored_day(day.day, &item)))
+        Ok(item.and_then(|item| landed_but_unreadable(decode_day(day.day, &item))))
     }
 
     /// Adds `delta` to `service`'s item for `window`, under the batch's sequence condition.
@@ -536,7 +538,7 @@ impl DynamoStore {
         let item = self
             .update(batch, window_key(service, window), update)
             .await?;
-        Ok(item.map(|item| stored_window(&window_of, &item)))
+        Ok(item.and_then(|item| landed_but_unreadable(decode_window(&window_of, &item))))
     }
 
     /// One conditional `UpdateItem` of `key` for `batch`, retried on throttling and
@@ -702,6 +704,23 @@ impl Update {
             values,
         }
     }
+}
+
+/// A read of an item this store cannot decode: refused (the tracker keeps what it knew; a
+/// lease is not granted on a guess).
+pub(crate) fn unreadable(operation: &'static str, error: &ItemError) -> StoreError {
+    StoreError::new(StoreErrorKind::Rejected, operation, error.to_string())
+}
+
+/// The counters a write brought back, when they can be read. The write itself landed: an
+/// item someone else mangled must not turn it into a failure (which would resend it as
+/// new), so the counters are dropped and the next reload reports the error.
+fn landed_but_unreadable<T>(decoded: Result<T, ItemError>) -> Option<T> {
+    decoded
+        .map_err(
+            |error| tracing::warn!(%error, "a write landed; the item it returned cannot be read"),
+        )
+        .ok()
 }
 
 /// [`DynamoStore`] behind the blocking [`Store`] trait, with a runtime of its own.

@@ -253,3 +253,40 @@ fn a_table_with_another_key_is_refused_as_not_a_quota_table() {
     assert!(error.message.contains("not a quota table"), "{error}");
     assert!(error.message.contains("id (HASH, S)"), "{error}");
 }
+
+#[test]
+fn an_item_someone_else_mangled_is_a_clear_error_and_loses_nothing_recorded() {
+    let server = Server::start();
+    let clock = clock();
+    let store = Arc::new(server.store("mangled", clock.clone()));
+    // Another writer stored tiingo's counter as a string.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let put = store
+        .inner()
+        .client()
+        .put_item()
+        .table_name("mangled")
+        .item("PK", aws_value("SYSTEM#QUOTA"))
+        .item("SK", aws_value("2026-11-29"))
+        .item("tiingo_used", aws_value("12"));
+    runtime.block_on(put.send()).expect("written");
+    drop(runtime);
+    let error = store.load_day(day()).expect_err("unreadable");
+    assert_eq!(error.kind, StoreErrorKind::Rejected);
+    assert!(
+        error
+            .message
+            .contains("attribute tiingo_used of item 2026-11-29 holds the string \"12\""),
+        "{error}"
+    );
+    // A tracker on that table: its reload fails and keeps what it knew, its sync is refused
+    // by the server (ADD on a string) and keeps the calls pending; nothing recorded is lost.
+    let tracker = quota_tracker::Tracker::new(QuotaConfig::default(), clock.clone());
+    let synced = quota_tracker::SyncedTracker::new(tracker, Arc::clone(&store));
+    let tiingo = synced.tracker().service("tiingo").expect("configured");
+    synced.tracker().record_call(tiingo, 3).expect("recorded");
+    assert!(matches!(synced.reload(), quota_tracker::ReloadReport::Failed(_)));
+    assert!(matches!(synced.sync(), quota_tracker::SyncReport::Failed(_)));
+    assert_eq!(synced.tracker().usage(tiingo).map(|u| u.used()), Ok(3));
+    assert_eq!(synced.tracker().unsynced()[0].deltas, vec![3, 0, 0]);
+}

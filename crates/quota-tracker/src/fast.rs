@@ -34,6 +34,7 @@ use crate::config::ServiceId;
 use crate::state::{Counter, QuotaState};
 use crate::tracker::{Busy, Cache, TrackerOptions};
 use crate::usage::Usage;
+use crate::window::Window;
 
 /// Whether a sync and a reload were due when the hot path's bounds were last computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,45 +165,34 @@ impl QuotaState {
         }
     }
 
-    /// Records `count` calls to `service` if they need no attention (see the module doc):
-    /// only `used` and the time of the last call change. `None` changes nothing: take the
-    /// full path. Only correct before `Cache::wake_at` (no window or day has ended).
+    /// Adds `count` calls to `service` if they need no attention (see the module doc): only
+    /// `used` and the time of the last call change. `ADMIT`: an admission (the calls must also
+    /// fit under the ceiling and the lease's low-water mark). Returns the usage after and the
+    /// counter's window (for a reservation, without a second bounds check); `None` changes
+    /// nothing: take the full path. Only correct before `Cache::wake_at` (no window or day has
+    /// ended).
     #[inline(always)]
-    fn record_fast(&mut self, service: ServiceId, count: u64, now: Timestamp) -> Option<Usage> {
-        // The gate's throwaway change goes here (verification/gate/src/probe.rs).
-        let counter = self.counters.get_mut(service.0)?;
-        let used = counter
-            .used
-            .checked_add(count)
-            .filter(|&used| count != 0 && used < counter.record_below)?;
-        counter.used = used;
-        self.updated_at = now;
-        Some(Usage::new(service, counter.limit, counter.ceiling, used))
-    }
-
-    /// [`QuotaState::record_fast`] for an admission: the calls fit under the ceiling and
-    /// the lease's low-water mark, or `None`. With the reservation, built from the same
-    /// counter (one bounds check).
-    #[inline(always)]
-    fn admit_fast(
+    fn add_fast<const ADMIT: bool>(
         &mut self,
         service: ServiceId,
         count: u64,
         now: Timestamp,
-    ) -> Option<(Usage, Reservation)> {
+    ) -> Option<(Usage, Window)> {
+        // The gate's throwaway change goes here (verification/gate/src/probe.rs).
         let counter = self.counters.get_mut(service.0)?;
+        let below = if ADMIT {
+            counter.admit_below
+        } else {
+            counter.record_below
+        };
         let used = counter
             .used
             .checked_add(count)
-            .filter(|&used| count != 0 && used < counter.admit_below)?;
+            .filter(|&used| count != 0 && used < below)?;
         counter.used = used;
         self.updated_at = now;
         let usage = Usage::new(service, counter.limit, counter.ceiling, used);
-        let window = counter.window;
-        Some((
-            usage,
-            Reservation::new(service, count, self.day, window, self.owner),
-        ))
+        Some((usage, counter.window))
     }
 }
 
@@ -219,7 +209,7 @@ impl Cache {
         if now.0 >= self.wake_at {
             return None;
         }
-        let usage = self.state.record_fast(service, count, now)?;
+        let (usage, _) = self.state.add_fast::<false>(service, count, now)?;
         Some((usage, self.due))
     }
 
@@ -235,7 +225,9 @@ impl Cache {
         if now.0 >= self.wake_at {
             return None;
         }
-        let (usage, reservation) = self.state.admit_fast(service, count, now)?;
+        let (usage, window) = self.state.add_fast::<true>(service, count, now)?;
+        let state = &self.state;
+        let reservation = Reservation::new(service, count, state.day, window, state.owner);
         Some((usage, reservation, self.due))
     }
 

@@ -7,14 +7,11 @@ use std::time::Instant;
 use crate::nextest::{log_sinks, tail};
 use crate::report::{Check, Figure, Status};
 
-/// Builds and runs the quick benchmarks; returns the check and the figures.
-pub fn run(out_dir: &Path, log: &Path) -> (Check, Vec<Figure>) {
-    let started = Instant::now();
-    let json = out_dir.join("bench.json");
-    let _ = std::fs::remove_file(&json);
-    eprintln!("  bench: building and running quota-bench --quick (release)");
-    let (stdout, stderr) = log_sinks(log).unwrap_or_else(|_| (Stdio::null(), Stdio::null()));
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+/// `cargo run --release -p quota-bench -- MODE --json JSON`, its output appended to `log`.
+pub fn quota_bench(mode: &str, json: &Path, log: &Path) -> std::io::Result<Command> {
+    let (stdout, stderr) = log_sinks(log)?;
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
         .args([
             "run",
             "--release",
@@ -24,12 +21,21 @@ pub fn run(out_dir: &Path, log: &Path) -> (Check, Vec<Figure>) {
             "quota-bench",
             "--",
         ])
-        .args(["--quick", "--json"])
-        .arg(&json)
+        .args([mode, "--json"])
+        .arg(json)
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(stderr)
-        .status();
+        .stderr(stderr);
+    Ok(command)
+}
+
+/// Builds and runs the quick benchmarks; returns the check and the figures.
+pub fn run(out_dir: &Path, log: &Path) -> (Check, Vec<Figure>) {
+    let started = Instant::now();
+    let json = out_dir.join("bench.json");
+    let _ = std::fs::remove_file(&json);
+    eprintln!("  bench: building and running quota-bench --quick (release)");
+    let status = quota_bench("--quick", &json, log).and_then(|mut c| c.status());
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let figures = std::fs::read_to_string(&json)
         .ok()

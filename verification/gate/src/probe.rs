@@ -5,11 +5,11 @@
 //! comparison would. The check passes only when the comparison fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::baseline::figure_regression;
-use crate::nextest::{log_sinks, tail};
+use crate::bench::quota_bench;
+use crate::nextest::tail;
 use crate::report::{Check, Figure, Status};
 
 /// The figure the throwaway change must move past its margin.
@@ -73,25 +73,10 @@ fn probe(figures: &[Figure], log: &Path) -> Result<String, String> {
     let _ = std::fs::remove_file(&json);
     let target = std::path::absolute(root.join("target"))
         .map_err(|e| format!("cannot resolve target/probe: {e}"))?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = log_sinks(log).and_then(|(out, err)| {
-        Command::new(cargo)
-            .args([
-                "run",
-                "--release",
-                "--locked",
-                "-q",
-                "-p",
-                "quota-bench",
-                "--",
-            ])
-            .args(["--instructions", "--json"])
-            .arg(&json)
+    let built = quota_bench("--instructions", &json, log).and_then(|mut command| {
+        command
             .current_dir(&copy)
             .env("CARGO_TARGET_DIR", &target)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
             .status()
     });
     let measured = std::fs::read_to_string(&json)

@@ -10,12 +10,192 @@ use std::time::Duration;
 use quota_dynamodb::{DynamoConfig, DynamoStore, SyncTask};
 use quota_dynamodb_tests::{Conservation, Server};
 use quota_tracker::{
-    AsyncSyncedTracker, QuotaConfig, Store, StoreErrorKind, SyncReport, SyncedTracker,
-    TickingClock, Tracker, TrackerOptions,
+    AsyncStore, AsyncSyncedTracker, LeaseRequest, QuotaConfig, Store, StoreError, StoreErrorKind,
+    StoredDay, StoredWindow, SyncBatch, SyncReport, SyncedTracker, TickingClock, Tracker,
+    TrackerOptions, UtcDay, WindowKey,
 };
 
 const TASKS: u64 = 64;
-const CALLS: u64 = 60;
+const CALLS: u64 = 1_000;
+
+/// Counts, per store operation, whether its future ever returned `Pending`: an operation
+/// that awaits the network gives its worker back at least once; one that blocks its worker
+/// until the answer comes is ready on its first poll. That is how the test knows no worker
+/// was blocked: every operation of the run yielded.
+#[derive(Default)]
+struct Yields {
+    operations: std::sync::atomic::AtomicU64,
+    ready_at_once: std::sync::atomic::AtomicU64,
+}
+
+impl Yields {
+    async fn watch<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut future = std::pin::pin!(future);
+        let mut polls = 0u64;
+        let out = std::future::poll_fn(|cx| {
+            polls += 1;
+            future.as_mut().poll(cx)
+        })
+        .await;
+        self.operations.fetch_add(1, Relaxed);
+        if polls == 1 {
+            self.ready_at_once.fetch_add(1, Relaxed);
+        }
+        out
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.operations.load(Relaxed),
+            self.ready_at_once.load(Relaxed),
+        )
+    }
+}
+
+/// The emulator's store with every operation watched; `blocking`: the control, which runs
+/// each write to completion on a runtime of its own before returning, as a blocking store
+/// called from a task would.
+struct Watched {
+    store: DynamoStore,
+    yields: Arc<Yields>,
+    blocking: bool,
+}
+
+impl AsyncStore for Watched {
+    async fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        self.yields.watch(self.store.load(day)).await
+    }
+
+    async fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
+        self.yields.watch(self.store.load_windows(windows)).await
+    }
+
+    async fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        if !self.blocking {
+            return self.yields.watch(self.store.apply(batch)).await;
+        }
+        let blocked = || {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        let own = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("runtime");
+                        own.block_on(self.store.apply(batch))
+                    })
+                    .join()
+                    .expect("the blocking write ran")
+            })
+        };
+        self.yields.watch(async { blocked() }).await
+    }
+
+    async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        self.yields.watch(self.store.grant_lease(request)).await
+    }
+}
+
+/// What a run of [`run_tasks`] saw.
+struct Run {
+    expected: [u64; 3],
+    day: UtcDay,
+    /// Store operations, and those ready on their first poll (a blocked worker).
+    operations: u64,
+    ready_at_once: u64,
+}
+
+/// `tasks` tasks × `calls` calls (half admitting, one refund in ten; half recording) through
+/// one tracker on `store`, a `SyncTask` beside them, on a 4-worker runtime.
+fn run_tasks(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    table: &str,
+    blocking: bool,
+    instance: &str,
+    tasks: u64,
+    calls: u64,
+) -> Run {
+    let clock = TickingClock::start();
+    runtime.block_on(async {
+        let options = TrackerOptions {
+            // Syncs due often, so tasks also await them inline beside the background task.
+            sync_interval_ms: 2,
+            reload_interval_ms: 5,
+            instance: instance.into(),
+        };
+        let tracker = Tracker::with_options(roomy(), clock.clone(), options);
+        let yields = Arc::new(Yields::default());
+        let store = Watched {
+            store: DynamoStore::connect(&config(server, table), clock.clone()).await,
+            yields: Arc::clone(&yields),
+            blocking,
+        };
+        let synced = Arc::new(AsyncSyncedTracker::new(tracker, store));
+        let task = SyncTask::spawn(Arc::clone(&synced), Duration::from_millis(25))
+            .expect("inside the runtime");
+        let ids: Vec<_> = synced.tracker().config().ids().collect();
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let synced = Arc::clone(&synced);
+                let id = ids[(t % 3) as usize];
+                tokio::spawn(async move {
+                    let mut kept = 0u64;
+                    for i in 0..calls {
+                        if t % 2 == 0 {
+                            let admission = synced.admit(id, 1).await.expect("admitted");
+                            let reservation = admission.reservation.expect("room to spare");
+                            if i % 10 == 0 {
+                                synced.refund(reservation).expect("refunded");
+                            } else {
+                                kept += 1;
+                            }
+                        } else {
+                            synced.record_call(id, 1).await.expect("recorded");
+                            kept += 1;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    (t % 3, kept)
+                })
+            })
+            .collect();
+        let mut expected = [0u64; 3];
+        for handle in handles {
+            let (service, kept) = handle.await.expect("task ran");
+            expected[service as usize] += kept;
+        }
+        let totals = task.shutdown().await;
+        assert!(totals.applied > 0, "the sync task synced: {totals:?}");
+        assert!(
+            synced
+                .tracker()
+                .unsynced()
+                .iter()
+                .all(|d| d.deltas.iter().all(|&x| x == 0)),
+            "nothing left unsynced after the shutdown: {:?}",
+            synced.tracker().unsynced()
+        );
+        eprintln!("{instance}: sync task {totals:?}");
+        let (operations, ready_at_once) = yields.counts();
+        Run {
+            expected,
+            day: synced.tracker().state().day(),
+            operations,
+            ready_at_once,
+        }
+    })
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
 
 fn config(server: &Server, table: &str) -> DynamoConfig {
     DynamoConfig {
@@ -42,77 +222,52 @@ fn roomy() -> QuotaConfig {
 #[test]
 fn many_tasks_on_a_multi_thread_runtime_lose_and_double_nothing() {
     let server = Server::start();
-    let clock = TickingClock::start();
     // Created outside the runtime: the blocking store reads the table back at the end.
-    let reader = server.store("async-driver", clock.clone());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let (expected, day) = runtime.block_on(async {
-        let store = DynamoStore::connect(&config(&server, "async-driver"), clock.clone()).await;
-        let options = TrackerOptions {
-            // Syncs due often, so tasks also await them inline beside the background task.
-            sync_interval_ms: 20,
-            reload_interval_ms: 50,
-            instance: "async-driver".into(),
-        };
-        let tracker = Tracker::with_options(roomy(), clock.clone(), options);
-        let synced = Arc::new(AsyncSyncedTracker::new(tracker, store));
-        let task = SyncTask::spawn(Arc::clone(&synced), Duration::from_millis(25))
-            .expect("inside the runtime");
-        let ids: Vec<_> = synced.tracker().config().ids().collect();
-        let handles: Vec<_> = (0..TASKS)
-            .map(|t| {
-                let synced = Arc::clone(&synced);
-                let id = ids[(t % 3) as usize];
-                tokio::spawn(async move {
-                    let mut kept = 0u64;
-                    for i in 0..CALLS {
-                        // Half the tasks admit (one refund in ten), half record.
-                        if t % 2 == 0 {
-                            let admission = synced.admit(id, 1).await.expect("admitted");
-                            let reservation = admission.reservation.expect("room to spare");
-                            if i % 10 == 0 {
-                                synced.refund(reservation).expect("refunded");
-                            } else {
-                                kept += 1;
-                            }
-                        } else {
-                            synced.record_call(id, 1).await.expect("recorded");
-                            kept += 1;
-                        }
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    (t % 3, kept)
-                })
-            })
-            .collect();
-        let mut expected = [0u64; 3];
-        for handle in handles {
-            let (service, kept) = handle.await.expect("task ran");
-            expected[service as usize] += kept;
-        }
-        let totals = task.shutdown().await;
-        assert!(totals.applied > 0, "the sync task synced: {totals:?}");
-        assert!(
-            synced
-                .tracker()
-                .unsynced()
-                .iter()
-                .all(|d| d.deltas.iter().all(|&x| x == 0)),
-            "nothing left unsynced after the shutdown: {:?}",
-            synced.tracker().unsynced()
-        );
-        eprintln!("sync task: {totals:?}");
-        (expected, synced.tracker().state().day())
-    });
-    let outcome = Conservation::read(&reader, day, &expected);
+    let reader = server.store("async-driver", TickingClock::start());
+    let run = run_tasks(
+        &multi_thread(),
+        &server,
+        "async-driver",
+        false,
+        "async-driver",
+        TASKS,
+        CALLS,
+    );
+    let outcome = Conservation::read(&reader, run.day, &run.expected);
     assert!(outcome.exact(), "table vs calls kept: {outcome}");
     eprintln!(
-        "{TASKS} tasks x {CALLS} calls on 4 worker threads: table holds exactly {} calls",
-        expected.iter().sum::<u64>()
+        "{TASKS} tasks x {CALLS} calls on 4 worker threads: table holds exactly {} calls; \
+         {} store operations, {} of them ready on their first poll (a blocked worker)",
+        run.expected.iter().sum::<u64>(),
+        run.operations,
+        run.ready_at_once
+    );
+    assert!(run.operations > 0);
+    assert_eq!(run.ready_at_once, 0, "a store operation blocked its worker");
+}
+
+#[test]
+fn the_blocking_control_is_seen_blocking_its_workers() {
+    let server = Server::start();
+    let reader = server.store("async-control", TickingClock::start());
+    let run = run_tasks(
+        &multi_thread(),
+        &server,
+        "async-control",
+        true,
+        "async-control",
+        16,
+        200,
+    );
+    assert!(Conservation::read(&reader, run.day, &run.expected).exact());
+    eprintln!(
+        "control: {} store operations, {} ready on their first poll",
+        run.operations, run.ready_at_once
+    );
+    // Every write of the control blocked (reads are awaited as usual): the measure sees it.
+    assert!(
+        run.ready_at_once > 0,
+        "the measure must see a store that blocks"
     );
 }
 

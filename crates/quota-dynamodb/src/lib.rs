@@ -32,6 +32,6 @@ pub mod zoo;
 
 pub use client::{DynamoConfig, client_config, connect};
 pub use item::{ItemError, decode_day, decode_window};
-pub use qualify::{Qualification, qualify, qualify_client};
+pub use qualify::{Findings, Qualification, Verdict, qualify, qualify_client};
 pub use store::{BlockingDynamoStore, DynamoStore, RetryPolicy};
 pub use task::{NoRuntime, SyncTask};

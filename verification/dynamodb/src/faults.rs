@@ -119,6 +119,77 @@ impl Intercept for LostAdds {
     }
 }
 
+/// Makes an endpoint non-atomic on purpose, to show that `store-check` says so: every
+/// `every`-th `UpdateItem` answer that returns the counter `c` is rewritten to return the
+/// value the previous such answer returned, as two increments that read the same previous
+/// value would (what a stock moto server was seen doing). The writes themselves all land, so
+/// nothing is lost or doubled: only the returns repeat.
+#[derive(Debug, Clone)]
+pub struct RepeatedReturns {
+    every: u64,
+    state: Arc<Repeats>,
+}
+
+#[derive(Debug, Default)]
+struct Repeats {
+    answers: AtomicU64,
+    repeated: AtomicU64,
+    last: std::sync::Mutex<Option<String>>,
+}
+
+impl RepeatedReturns {
+    /// Repeats the previous return in every `every`-th answer (clones share the count).
+    pub fn every(every: u64) -> Self {
+        Self {
+            every: every.max(2),
+            state: Arc::default(),
+        }
+    }
+
+    /// How many answers were rewritten.
+    pub fn repeated(&self) -> u64 {
+        self.state.repeated.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for RepeatedReturns {
+    fn name(&self) -> &'static str {
+        "repeated-returns"
+    }
+
+    fn modify_before_completion(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::FinalizerInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(Ok(output)) = context.output_or_error_mut() else {
+            return Ok(());
+        };
+        let Some(output) =
+            output.downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput>()
+        else {
+            return Ok(());
+        };
+        let Some(value) = output.attributes.as_mut().and_then(|a| a.get_mut("c")) else {
+            return Ok(());
+        };
+        let Ok(returned) = value.as_n().cloned() else {
+            return Ok(());
+        };
+        let mut last = self.state.last.lock().map_err(|_| "poisoned")?;
+        let n = self.state.answers.fetch_add(1, Ordering::SeqCst);
+        match last.clone() {
+            Some(previous) if n % self.every == self.every - 1 => {
+                *value = aws_sdk_dynamodb::types::AttributeValue::N(previous);
+                self.state.repeated.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => *last = Some(returned),
+        }
+        Ok(())
+    }
+}
+
 /// Counts the requests sent, by operation name (`UpdateItem`, `GetItem`, ...), and the
 /// operations on lease items apart (`UpdateItem on a lease item`, once per operation). Not a
 /// fault: the cost measurements use it.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use quota_dynamodb::{BlockingDynamoStore, DynamoConfig};
 use quota_dynamodb_tests::Server;
-use quota_dynamodb_tests::faults::LostAdds;
+use quota_dynamodb_tests::faults::{LostAdds, RepeatedReturns};
 use quota_tracker::{
     DayDeltas, ManualClock, QuotaConfig, Store, StoreErrorKind, SyncBatch, Timestamp, UtcDay,
 };
@@ -201,6 +201,39 @@ fn a_lossy_endpoint_fails_the_store_check_with_the_counts() {
 }
 
 #[test]
+fn an_endpoint_returning_a_repeated_value_is_non_atomic_with_the_count() {
+    // The emulator, made to answer every 20th ADD with the previous ADD's return (client-side
+    // rewrite of the answer; every write lands): nothing lost or doubled, and the verdict
+    // must say non-atomic, with the count, not "lost-or-doubled".
+    let server = Server::start();
+    let config = DynamoConfig {
+        table: "store-check-repeated".to_owned(),
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    };
+    let repeats = RepeatedReturns::every(20);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let result = runtime
+        .block_on(async {
+            let builder = quota_dynamodb::client_config(&config).await;
+            let client =
+                aws_sdk_dynamodb::Client::from_conf(builder.interceptor(repeats.clone()).build());
+            quota_dynamodb::qualify_client(client, &config.table, 16, 25).await
+        })
+        .expect("ran");
+    assert_eq!((result.expected, result.observed), (400, 400), "{result:?}");
+    assert_eq!((result.lost, result.doubled), (0, 0), "{result:?}");
+    assert_eq!(repeats.repeated(), 20, "every 20th of 400 answers");
+    assert_eq!(result.repeated_returns, repeats.repeated(), "{result:?}");
+    assert_eq!(
+        result.verdict(),
+        quota_dynamodb::Verdict::NonAtomic,
+        "{result:?}"
+    );
+    assert!(!result.passed());
+}
+
+#[test]
 fn a_table_with_another_key_is_refused_as_not_a_quota_table() {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
@@ -285,8 +318,14 @@ fn an_item_someone_else_mangled_is_a_clear_error_and_loses_nothing_recorded() {
     let synced = quota_tracker::SyncedTracker::new(tracker, Arc::clone(&store));
     let tiingo = synced.tracker().service("tiingo").expect("configured");
     synced.tracker().record_call(tiingo, 3).expect("recorded");
-    assert!(matches!(synced.reload(), quota_tracker::ReloadReport::Failed(_)));
-    assert!(matches!(synced.sync(), quota_tracker::SyncReport::Failed(_)));
+    assert!(matches!(
+        synced.reload(),
+        quota_tracker::ReloadReport::Failed(_)
+    ));
+    assert!(matches!(
+        synced.sync(),
+        quota_tracker::SyncReport::Failed(_)
+    ));
     assert_eq!(synced.tracker().usage(tiingo).map(|u| u.used()), Ok(3));
     assert_eq!(synced.tracker().unsynced()[0].deltas, vec![3, 0, 0]);
 }

@@ -55,8 +55,8 @@ mod window;
 pub mod zoo;
 
 pub use admission::{AdmitOutcome, Refusal, Reservation};
-#[cfg(not(loom))]
 pub use async_store::{AsyncStore, AsyncSyncedTracker};
+#[cfg(not(loom))]
 pub use background::{BackgroundSync, SyncCycle, SyncStep, Totals as BackgroundTotals};
 pub use batch::{
     DayDeltas, Pending, StoredDay, StoredWindow, SyncBatch, SyncOutcome, WindowDelta, WindowKey,

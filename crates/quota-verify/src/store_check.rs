@@ -18,17 +18,17 @@ const CANNOT_RUN: u8 = 3;
 /// WRITERS concurrent clients each send OPS `UpdateItem ADD 1`s to one counter and OPS
 /// compare-and-set increments (read, then write under a condition) to one register, on fresh
 /// items of TABLE (created if missing). Then it reports each kind of finding with its count
-/// (the `--json` fields in brackets):
+/// (the `--json` fields in parentheses):
 ///
-/// - lost [lost]: acknowledged ADDs missing from the counter.
+/// - lost (lost): acknowledged ADDs missing from the counter.
 ///
-/// - doubled [doubled]: the counter above the acknowledged ADDs.
+/// - doubled (doubled): the counter above the acknowledged ADDs.
 ///
-/// - non-atomic [non_atomic, the sum of]: an ADD returned a counter value another ADD also
-///   returned [repeated_returns]; the register ended above the successful compare-and-sets, a
-///   failed one applied [cas_failed_but_applied]; or below them, a success did not apply
-///   [cas_succeeded_unapplied]; two compare-and-sets succeeded from the same read value
-///   [cas_same_read].
+/// - non-atomic (non_atomic, the sum of): an ADD returned a counter value another ADD also
+///   returned (repeated_returns); the register ended above the successful compare-and-sets, a
+///   failed one applied (cas_failed_but_applied); or below them, a success did not apply
+///   (cas_succeeded_unapplied); two compare-and-sets succeeded from the same read value
+///   (cas_same_read).
 ///
 /// The verdict names the worst finding, in this order: lost, doubled, non-atomic, ok (none);
 /// `--json` also lists every kind found under `findings`, worst first. Emulators have failed

@@ -18,8 +18,26 @@
 //! With the `zoo` cargo feature, [`zoo::StoreVariant`] re-introduces the original's store-level
 //! bugs (for the integration tests only).
 //!
-//! [`DynamoStore`] is async (the SDK is); [`BlockingDynamoStore`] wraps it for the blocking
-//! [`quota_tracker::Store`] trait with a runtime of its own.
+//! [`DynamoStore`] is async (the SDK is) and serves `quota_tracker::AsyncStore`, with
+//! [`SyncTask`] for periodic syncs on the caller's runtime; [`BlockingDynamoStore`] wraps it
+//! for the blocking [`quota_tracker::Store`] trait with a runtime of its own.
+//!
+//! Items are read strictly: a counter someone else stored as a string, or a negative or too
+//! large number, is an [`ItemError`] naming it, never read as 0.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use aws_sdk_dynamodb::types::AttributeValue;
+//! use quota_dynamodb::decode_day;
+//! use quota_tracker::UtcDay;
+//!
+//! let day = UtcDay::from_ymd(2026, 12, 1).expect("a date");
+//! let item = HashMap::from([("tiingo_used".to_owned(), AttributeValue::N("7".to_owned()))]);
+//! assert_eq!(decode_day(day, &item)?.used("tiingo"), 7);
+//! let mangled = HashMap::from([("tiingo_used".to_owned(), AttributeValue::S("7".to_owned()))]);
+//! assert!(decode_day(day, &mangled).is_err());
+//! # Ok::<(), quota_dynamodb::ItemError>(())
+//! ```
 
 mod client;
 mod item;

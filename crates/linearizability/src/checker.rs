@@ -1,20 +1,40 @@
-//! The Wing–Gong linearizability search with Lowe's memoization, per partition.
+//! Checking a history: each partition on its own, in parallel, the cheapest way its
+//! operations allow, with the same verdict as the brute-force checker.
 //!
-//! The history becomes a list of call and return events in time order. The search walks it
-//! from the front: at a call, it tries to linearize that operation next (the model must
-//! accept it); at a return, the operation that returns was not linearized in time, so it
-//! backtracks. A (linearized set, state) pair already seen is never explored again. An
-//! operation with an unknown outcome returns "at infinity", so it can be placed anywhere
-//! after its call, including after everything (which is the same as never happening).
+//! Per partition: operations that neither constrain nor change the state
+//! ([`Model::is_inert`]) are dropped and placed back in the reported linearization; a
+//! partition whose every operation is pinned ([`Model::pin`]) is decided in O(n log n)
+//! ([`crate::pinned`]); any other goes to the search ([`crate::search`]), under a time
+//! limit and a memory budget ([`MemoryBudget`]) that turn an exploding search into
+//! [`Verdict::Unknown`] with the longest prefix it found.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::history::Operation;
-use crate::model::{Model, Next};
+pub use crate::memo::MemoryBudget;
+use crate::model::Model;
+use crate::pinned::{self, Decided};
+pub use crate::search::Stopped;
+use crate::search::{self, Found, Limits};
+
+/// The memory a check may take unless told otherwise: 4 GiB.
+pub const DEFAULT_MAX_MEMORY: usize = 4 << 30;
+
+/// How to run a check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions<'a> {
+    /// Give up with [`Verdict::Unknown`] after this long.
+    pub timeout: Option<Duration>,
+    /// The memory budget to draw on (shared by checks run at once); `None`: a budget of
+    /// [`DEFAULT_MAX_MEMORY`] for this check alone.
+    pub budget: Option<&'a MemoryBudget>,
+    /// Threads for the partitions; 0: as many as the machine has.
+    pub threads: usize,
+}
 
 /// Whether a history is linearizable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,6 +63,8 @@ pub struct PartitionResult {
     /// When not linearizable: an operation that cannot be placed after that prefix (it had
     /// to take effect before it returned, and no state allowed it).
     pub stuck: Option<usize>,
+    /// When unknown: why the check stopped.
+    pub stopped: Option<Stopped>,
 }
 
 /// The result of checking a history.
@@ -56,16 +78,74 @@ pub struct CheckResult {
     pub operations: usize,
     /// Time the check took.
     pub elapsed: Duration,
+    /// The most memory the searches held at once, in bytes (of the budget they drew on).
+    pub memory_peak: usize,
 }
 
-/// Checks `history` against `model`, giving up with [`Verdict::Unknown`] after `timeout`.
+/// Checks `history` against `model`, giving up with [`Verdict::Unknown`] after `timeout` or
+/// past [`DEFAULT_MAX_MEMORY`].
 pub fn check<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
     timeout: Option<Duration>,
 ) -> CheckResult {
+    let options = CheckOptions {
+        timeout,
+        ..CheckOptions::default()
+    };
+    check_with(model, history, &options)
+}
+
+/// Checks `history` against `model` as `options` say.
+pub fn check_with<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    options: &CheckOptions<'_>,
+) -> CheckResult {
     let started = Instant::now();
-    let deadline = timeout.map(|t| started + t);
+    let own_budget;
+    let budget = match options.budget {
+        Some(budget) => budget,
+        None => {
+            own_budget = MemoryBudget::new(DEFAULT_MAX_MEMORY);
+            &own_budget
+        }
+    };
+    let stop = AtomicBool::new(false);
+    let limits = Limits {
+        deadline: options.timeout.map(|t| started + t),
+        stop: &stop,
+        budget,
+    };
+    let groups = partitions(model, history);
+    let partitions = run_partitions(&groups, options.threads, &stop, |key, ops| {
+        check_partition(model, history, key, ops, &limits)
+    });
+    let verdict = if partitions
+        .iter()
+        .any(|p| p.verdict == Verdict::NotLinearizable)
+    {
+        Verdict::NotLinearizable
+    } else if partitions.iter().any(|p| p.verdict == Verdict::Unknown) {
+        Verdict::Unknown
+    } else {
+        Verdict::Linearizable
+    };
+    CheckResult {
+        verdict,
+        partitions,
+        operations: history.len(),
+        elapsed: started.elapsed(),
+        memory_peak: budget.peak(),
+    }
+}
+
+/// The history's operations by partition key, each in call order, largest first (so the
+/// longest search starts first when they run in parallel).
+fn partitions<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+) -> Vec<(Option<String>, Vec<usize>)> {
     let mut groups: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
     for (index, op) in history.iter().enumerate() {
         groups
@@ -77,15 +157,25 @@ pub fn check<M: Model>(
     for (_, ops) in &mut groups {
         ops.sort_by_key(|&i| (history[i].call, i));
     }
-    // Largest first, so the longest search starts first when they run in parallel.
     groups.sort_by_key(|(_, ops)| std::cmp::Reverse(ops.len()));
+    groups
+}
 
-    let stop = AtomicBool::new(false);
+/// Runs `check` on every group on up to `threads` threads (0: the machine's), in order of
+/// the groups; once one is not linearizable the rest are skipped as unknown.
+fn run_partitions(
+    groups: &[(Option<String>, Vec<usize>)],
+    threads: usize,
+    stop: &AtomicBool,
+    check: impl Fn(&Option<String>, &[usize]) -> PartitionResult + Sync,
+) -> Vec<PartitionResult> {
     let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(groups.len())
-        .max(1);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        threads
+    };
+    let workers = threads.min(groups.len()).max(1);
     let run = || {
         let mut done = Vec::new();
         loop {
@@ -100,9 +190,10 @@ pub fn check<M: Model>(
                     verdict: Verdict::Unknown,
                     linearization: Vec::new(),
                     stuck: None,
+                    stopped: Some(Stopped::Cancelled),
                 }
             } else {
-                search(model, history, key.clone(), ops, deadline, &stop)
+                check(key, ops)
             };
             if result.verdict == Verdict::NotLinearizable {
                 stop.store(true, Ordering::Relaxed);
@@ -122,275 +213,90 @@ pub fn check<M: Model>(
         })
     };
     results.sort_by_key(|(i, _)| *i);
-    let partitions: Vec<PartitionResult> = results.into_iter().map(|(_, r)| r).collect();
-    let verdict = if partitions
-        .iter()
-        .any(|p| p.verdict == Verdict::NotLinearizable)
-    {
-        Verdict::NotLinearizable
-    } else if partitions.iter().any(|p| p.verdict == Verdict::Unknown) {
-        Verdict::Unknown
-    } else {
-        Verdict::Linearizable
-    };
-    CheckResult {
-        verdict,
-        partitions,
-        operations: history.len(),
-        elapsed: started.elapsed(),
-    }
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
-const NONE: usize = usize::MAX;
-
-/// The call and return events of one partition, as a doubly linked list in time order
-/// that operations are lifted out of (when linearized) and put back into (on backtrack).
-struct Events {
-    next: Vec<usize>,
-    prev: Vec<usize>,
-    /// Node `2k` is op `k`'s call, node `2k + 1` its return; `head` is a sentinel.
-    head: usize,
-}
-
-impl Events {
-    fn new(calls: &[u64], rets: &[Option<u64>]) -> Self {
-        let n = calls.len();
-        let mut order: Vec<usize> = (0..2 * n).collect();
-        // Time order; at equal times calls before returns (such operations overlap), and
-        // returns "at infinity" last.
-        order.sort_by_key(|&node| {
-            let k = node / 2;
-            if node.is_multiple_of(2) {
-                (calls[k], 0, k)
-            } else {
-                (rets[k].unwrap_or(u64::MAX), 1, k)
-            }
-        });
-        let head = 2 * n;
-        let mut next = vec![NONE; 2 * n + 1];
-        let mut prev = vec![NONE; 2 * n + 1];
-        let mut last = head;
-        for node in order {
-            next[last] = node;
-            prev[node] = last;
-            last = node;
-        }
-        Self { next, prev, head }
-    }
-
-    fn unlink(&mut self, node: usize) {
-        let (p, n) = (self.prev[node], self.next[node]);
-        self.next[p] = n;
-        if n != NONE {
-            self.prev[n] = p;
-        }
-    }
-
-    fn relink(&mut self, node: usize) {
-        let (p, n) = (self.prev[node], self.next[node]);
-        self.next[p] = node;
-        if n != NONE {
-            self.prev[n] = node;
-        }
-    }
-
-    /// Removes op `k` (call and return) from the list.
-    fn lift(&mut self, k: usize) {
-        self.unlink(2 * k);
-        self.unlink(2 * k + 1);
-    }
-
-    /// Puts op `k` back; valid in the reverse order of lifts.
-    fn unlift(&mut self, k: usize) {
-        self.relink(2 * k + 1);
-        self.relink(2 * k);
-    }
-}
-
-/// A linearized set in the memo: `low` and the words from `low` up to the highest op set.
-type MemoKey = (usize, Box<[u64]>);
-
-/// The linearized set, kept so that its memo key stays small: every op below `low` is
-/// linearized, so the key is `low` plus the words from `low` up to the highest op set.
-struct Linearized {
-    words: Vec<u64>,
-    low: usize,
-}
-
-impl Linearized {
-    fn new(n: usize) -> Self {
-        Self {
-            words: vec![0; n.div_ceil(64) + 1],
-            low: 0,
-        }
-    }
-
-    fn contains(&self, k: usize) -> bool {
-        self.words[k / 64] & (1 << (k % 64)) != 0
-    }
-
-    fn insert(&mut self, k: usize) {
-        self.words[k / 64] |= 1 << (k % 64);
-        while self.contains(self.low) {
-            self.low += 1;
-        }
-    }
-
-    fn remove(&mut self, k: usize) {
-        self.words[k / 64] &= !(1 << (k % 64));
-        self.low = self.low.min(k);
-    }
-
-    fn key(&self, high: usize) -> MemoKey {
-        let from = self.low / 64;
-        let to = (high / 64).max(from);
-        let mut words = &self.words[from..=to];
-        while let [rest @ .., 0] = words {
-            words = rest;
-        }
-        (self.low, words.into())
-    }
-}
-
-struct Frame<S> {
-    op: usize,
-    previous: S,
-    /// A second state the operation could lead to, tried on backtrack.
-    alternative: Option<S>,
-    /// The highest op linearized before this frame.
-    previous_high: usize,
-    /// This frame's node in the prefix arena.
-    node: usize,
-}
-
-fn search<M: Model>(
+/// One partition (`indexes`, in call order): inert operations set aside, then decided
+/// from the pins or by the search.
+fn check_partition<M: Model>(
     model: &M,
     history: &[Operation<M::Input, M::Output>],
-    key: Option<String>,
-    ops: &[usize],
-    deadline: Option<Instant>,
-    stop: &AtomicBool,
+    key: &Option<String>,
+    indexes: &[usize],
+    limits: &Limits<'_>,
 ) -> PartitionResult {
-    let n = ops.len();
-    let calls: Vec<u64> = ops.iter().map(|&i| history[i].call).collect();
-    let rets: Vec<Option<u64>> = ops.iter().map(|&i| history[i].ret).collect();
-    let mut events = Events::new(&calls, &rets);
-    let mut linearized = Linearized::new(n);
-    let mut seen: HashSet<(MemoKey, M::State)> = HashSet::new();
-    let mut stack: Vec<Frame<M::State>> = Vec::new();
-    // Every prefix ever reached, as (op, parent) nodes: the longest one survives backtracking.
-    let mut arena: Vec<(usize, usize)> = Vec::new();
-    let (mut best_node, mut best_depth, mut stuck) = (NONE, 0usize, None);
-    let mut state = model.init();
-    let mut high = 0usize;
-    let mut entry = events.next[events.head];
-    let mut steps = 0u64;
-
-    let result = |verdict, node: usize, stuck: Option<usize>, arena: &[(usize, usize)]| {
-        let mut prefix = Vec::new();
-        let mut at = node;
-        while at != NONE {
-            prefix.push(ops[arena[at].0]);
-            at = arena[at].1;
-        }
-        prefix.reverse();
-        PartitionResult {
-            key: key.clone(),
-            operations: ops.to_vec(),
-            verdict,
-            linearization: prefix,
-            stuck: stuck.map(|k: usize| ops[k]),
-        }
+    let (inert, active): (Vec<usize>, Vec<usize>) = indexes
+        .iter()
+        .partition(|&&i| model.is_inert(&history[i].input, &history[i].outcome));
+    let ops: Vec<&Operation<M::Input, M::Output>> = active.iter().map(|&i| &history[i]).collect();
+    let found = match pinned::pins(model, &ops) {
+        Some(pins) => match pinned::decide(&ops, &pins) {
+            Decided::Linearizable(order) => Found {
+                verdict: Ok(()),
+                prefix: order,
+                stuck: None,
+            },
+            Decided::NotLinearizable { prefix, stuck } => Found {
+                verdict: Err(None),
+                prefix,
+                stuck: Some(stuck),
+            },
+        },
+        None => search::search(model, &ops, limits),
     };
-
-    while events.next[events.head] != NONE {
-        steps += 1;
-        if steps.is_multiple_of(4096)
-            && (stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d))
-        {
-            return result(Verdict::Unknown, best_node, None, &arena);
+    let global = |k: usize| active[k];
+    let mut linearization: Vec<usize> = found.prefix.iter().map(|&k| global(k)).collect();
+    let (verdict, stopped) = match found.verdict {
+        Ok(()) => {
+            linearization = place_inert(history, linearization, &inert);
+            (Verdict::Linearizable, None)
         }
-        if entry.is_multiple_of(2) {
-            // A call: try to linearize its operation now.
-            let k = entry / 2;
-            let op = &history[ops[k]];
-            let (first, second) = match model.step(&state, &op.input, &op.outcome) {
-                Next::Impossible => (None, None),
-                Next::One(s) => (Some(s), None),
-                Next::Either(a, b) => (Some(a), Some(b)),
-            };
-            let mut candidates = [first, second].into_iter().flatten();
-            let mut placed = false;
-            while let Some(candidate) = candidates.next() {
-                linearized.insert(k);
-                let new_high = high.max(k);
-                if seen.insert((linearized.key(new_high), candidate.clone())) {
-                    let parent = stack.last().map_or(NONE, |f| f.node);
-                    arena.push((k, parent));
-                    let node = arena.len() - 1;
-                    stack.push(Frame {
-                        op: k,
-                        previous: std::mem::replace(&mut state, candidate),
-                        alternative: candidates.next(),
-                        previous_high: high,
-                        node,
-                    });
-                    high = new_high;
-                    if stack.len() > best_depth {
-                        best_depth = stack.len();
-                        best_node = node;
-                        stuck = None;
-                    }
-                    events.lift(k);
-                    entry = events.next[events.head];
-                    placed = true;
-                    break;
-                }
-                linearized.remove(k);
-            }
-            if !placed {
-                entry = events.next[entry];
-            }
-        } else {
-            // A return: its operation was not linearized in time. Backtrack.
-            let k = entry / 2;
-            // At the deepest point reached (by this or another branch), report this prefix
-            // and the operation that could not follow it, as a pair.
-            if stack.len() >= best_depth {
-                best_depth = stack.len();
-                best_node = stack.last().map_or(NONE, |f| f.node);
-                stuck = Some(k);
-            }
-            let Some(mut frame) = stack.pop() else {
-                return result(Verdict::NotLinearizable, best_node, stuck, &arena);
-            };
-            events.unlift(frame.op);
-            linearized.remove(frame.op);
-            state = frame.previous;
-            high = frame.previous_high;
-            entry = events.next[2 * frame.op];
-            // The other state this operation could lead to, if any, before moving on.
-            if let Some(alternative) = frame.alternative.take() {
-                linearized.insert(frame.op);
-                let new_high = high.max(frame.op);
-                if seen.insert((linearized.key(new_high), alternative.clone())) {
-                    let parent = stack.last().map_or(NONE, |f| f.node);
-                    arena.push((frame.op, parent));
-                    stack.push(Frame {
-                        op: frame.op,
-                        previous: std::mem::replace(&mut state, alternative),
-                        alternative: None,
-                        previous_high: high,
-                        node: arena.len() - 1,
-                    });
-                    high = new_high;
-                    events.lift(frame.op);
-                    entry = events.next[events.head];
-                } else {
-                    linearized.remove(frame.op);
-                }
-            }
-        }
+        Err(None) => (Verdict::NotLinearizable, None),
+        Err(Some(why)) => (Verdict::Unknown, Some(why)),
+    };
+    PartitionResult {
+        key: key.clone(),
+        operations: indexes.to_vec(),
+        verdict,
+        linearization,
+        stuck: found.stuck.map(global),
+        stopped,
     }
-    result(Verdict::Linearizable, best_node, None, &arena)
+}
+
+/// `linearization` with each `inert` operation (in call order) placed back: after every
+/// operation that returned before it was called, and (so) before every one called after it
+/// returned.
+fn place_inert<I, O>(
+    history: &[Operation<I, O>],
+    linearization: Vec<usize>,
+    inert: &[usize],
+) -> Vec<usize> {
+    if inert.is_empty() {
+        return linearization;
+    }
+    // From each position on, the earliest return: non-decreasing, so it can be searched.
+    let mut earliest_return = vec![u64::MAX; linearization.len() + 1];
+    for (i, &op) in linearization.iter().enumerate().rev() {
+        earliest_return[i] = earliest_return[i + 1].min(history[op].ret.unwrap_or(u64::MAX));
+    }
+    let mut slots: Vec<(usize, usize)> = inert
+        .iter()
+        .map(|&x| {
+            let call = history[x].call;
+            // The first position from which nothing returns before `x` was called.
+            (earliest_return.partition_point(|&r| r < call), x)
+        })
+        .collect();
+    slots.sort_by_key(|&(position, x)| (position, history[x].call, x));
+    let mut out = Vec::with_capacity(linearization.len() + inert.len());
+    let mut slots = slots.into_iter().peekable();
+    for (i, op) in linearization.into_iter().enumerate() {
+        while let Some((_, x)) = slots.next_if(|&(position, _)| position <= i) {
+            out.push(x);
+        }
+        out.push(op);
+    }
+    out.extend(slots.map(|(_, x)| x));
+    out
 }

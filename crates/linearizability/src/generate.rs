@@ -7,7 +7,7 @@
 //! it not linearizable.
 
 use crate::history::{Operation, Outcome};
-use crate::models::{CasOp, KvOp, RegisterOp};
+use crate::models::{CasOp, KvOp, QuotaOp, QuotaOutput, RegisterOp};
 
 /// A small deterministic generator (xorshift*).
 #[derive(Debug, Clone)]
@@ -196,6 +196,56 @@ pub fn cas_register_history(
             Operation::new(process, call, Some(ret), input, outcome)
         })
         .collect()
+}
+
+/// A quota history of one service (`"api"`, no known limit): records of 1 to 3 calls, each
+/// reporting `used` after it, and one read in ten. `corrupt` makes one record in the middle
+/// report one call more than it made (a count nobody else's record can explain).
+pub fn quota_history(
+    seed: u64,
+    ops: usize,
+    processes: usize,
+    corrupt: bool,
+) -> Vec<Operation<QuotaOp, QuotaOutput>> {
+    let mut rng = Rng::new(seed);
+    let slots = schedule(&mut rng, ops, processes);
+    let service = || "api".to_owned();
+    let inputs: Vec<QuotaOp> = (0..ops)
+        .map(|_| {
+            if rng.below(10) == 0 {
+                QuotaOp::Read { service: service() }
+            } else {
+                QuotaOp::Record {
+                    service: service(),
+                    count: 1 + rng.below(3),
+                }
+            }
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..ops).collect();
+    order.sort_by_key(|&i| slots[i].3);
+    let mut used = 0;
+    let mut outputs = vec![QuotaOutput::Synced; ops];
+    for i in order {
+        outputs[i] = match inputs[i] {
+            QuotaOp::Record { count, .. } => {
+                used += count;
+                QuotaOutput::Recorded(Some(used))
+            }
+            _ => QuotaOutput::Usage {
+                used,
+                remaining: None,
+            },
+        };
+    }
+    let is_record = |op: &QuotaOp| matches!(op, QuotaOp::Record { .. });
+    if corrupt
+        && let Some(i) = middle_read(&inputs, is_record)
+        && let QuotaOutput::Recorded(Some(after)) = &mut outputs[i]
+    {
+        *after += 1;
+    }
+    build(&slots, inputs, outputs)
 }
 
 fn middle_read<I>(inputs: &[I], is_read: impl Fn(&I) -> bool) -> Option<usize> {

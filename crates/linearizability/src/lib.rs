@@ -31,10 +31,16 @@ pub mod checker;
 pub mod generate;
 pub mod history;
 pub mod jsonl;
+mod memo;
 pub mod model;
 pub mod models;
+mod pinned;
 pub mod report;
+mod search;
 
-pub use checker::{CheckResult, PartitionResult, Verdict, check};
+pub use checker::{
+    CheckOptions, CheckResult, DEFAULT_MAX_MEMORY, MemoryBudget, PartitionResult, Stopped, Verdict,
+    check, check_with,
+};
 pub use history::{Operation, Outcome};
-pub use model::{Model, Next, Unpartitioned};
+pub use model::{Model, Next, Pin, Unpartitioned};

@@ -27,14 +27,32 @@ impl<S> Next<S> {
     }
 }
 
+/// Where an operation's output places it on a count that starts at 0 (the quota model's
+/// `used`): the promise a model makes with [`Model::pin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin {
+    /// The operation is possible exactly when the count is `from`, and leaves it at `to`
+    /// (`to > from`: a step, like a record returning `used` after it; `to == from`: an
+    /// observation, like a read). `to < from` is not allowed: pinned counts only grow.
+    At {
+        /// The count the operation needs.
+        from: u64,
+        /// The count it leaves.
+        to: u64,
+    },
+    /// Possible in no state (a record reporting less than its own count).
+    Never,
+}
+
 /// A sequential object: what operations do, one at a time.
 pub trait Model: Sync {
     /// The object's state. Hashed for memoization, so keep it small.
     type State: Clone + Eq + Hash + Debug + Send;
-    /// What an operation asks.
-    type Input: Clone + Debug + Send + Sync;
+    /// What an operation asks. Compared and hashed to find identical operations, which the
+    /// search need not try in every order.
+    type Input: Clone + Debug + Eq + Hash + Send + Sync;
     /// What an operation returns.
-    type Output: Clone + Debug + Send + Sync;
+    type Output: Clone + Debug + Eq + Hash + Send + Sync;
 
     /// The state before any operation.
     fn init(&self) -> Self::State;
@@ -52,6 +70,31 @@ pub trait Model: Sync {
     fn partition_key(&self, input: &Self::Input) -> Option<String> {
         let _ = input;
         None
+    }
+
+    /// Whether `input` with `outcome` neither constrains nor changes the state, whatever the
+    /// state (a read whose outcome is unknown, a failed write): the checker drops such
+    /// operations before the search and places them back in the linearization it reports.
+    /// The default, `false`, is always correct; `true` must mean `step` gives
+    /// `Next::One(state)` for every state.
+    fn is_inert(&self, input: &Self::Input, outcome: &Outcome<Self::Output>) -> bool {
+        let _ = (input, outcome);
+        false
+    }
+
+    /// Where the output of `input` pins it, for models whose state is a count that starts at
+    /// 0 (see [`Pin`]). When every operation of a partition is pinned (or inert), the
+    /// checker decides it in O(n log n) without searching. `None` (the default): not
+    /// pinned, search.
+    fn pin(&self, input: &Self::Input, outcome: &Outcome<Self::Output>) -> Option<Pin> {
+        let _ = (input, outcome);
+        None
+    }
+
+    /// Heap bytes `state` owns beyond its own size, counted against the memory limit.
+    fn state_heap_bytes(&self, state: &Self::State) -> usize {
+        let _ = state;
+        0
     }
 
     /// How an operation reads in reports, e.g. `write(3)` or `read() -> 3`.
@@ -109,6 +152,18 @@ impl<M: Model> Model for Unpartitioned<M> {
             Next::One(s) => Next::One(with(s)),
             Next::Either(a, b) => Next::Either(with(a), with(b)),
         }
+    }
+
+    fn is_inert(&self, input: &M::Input, outcome: &Outcome<M::Output>) -> bool {
+        self.0.is_inert(input, outcome)
+    }
+
+    fn state_heap_bytes(&self, state: &Self::State) -> usize {
+        state.capacity() * std::mem::size_of::<(Option<String>, M::State)>()
+            + state
+                .iter()
+                .map(|(k, s)| k.as_ref().map_or(0, String::capacity) + self.0.state_heap_bytes(s))
+                .sum::<usize>()
     }
 
     fn describe(&self, input: &M::Input, outcome: &Outcome<M::Output>) -> String {

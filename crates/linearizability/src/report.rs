@@ -2,15 +2,41 @@
 
 use std::fmt::Write as _;
 
-use crate::checker::{CheckResult, PartitionResult, Verdict};
+use crate::checker::{CheckResult, PartitionResult, Stopped, Verdict};
 use crate::history::Operation;
 use crate::model::Model;
 
-fn verdict_text(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Linearizable => "linearizable",
-        Verdict::NotLinearizable => "not linearizable",
-        Verdict::Unknown => "unknown (time limit reached)",
+fn verdict_text(result: &CheckResult) -> String {
+    match result.verdict {
+        Verdict::Linearizable => "linearizable".to_owned(),
+        Verdict::NotLinearizable => "not linearizable".to_owned(),
+        Verdict::Unknown => {
+            let why = result
+                .partitions
+                .iter()
+                .filter_map(|p| p.stopped)
+                .find(|s| *s != Stopped::Cancelled)
+                .unwrap_or(Stopped::Cancelled);
+            format!("unknown ({})", stopped_text(why))
+        }
+    }
+}
+
+fn partition_verdict_text(p: &PartitionResult) -> String {
+    match (p.verdict, p.stopped) {
+        (Verdict::Unknown, Some(why)) => format!("unknown ({})", stopped_text(why)),
+        (Verdict::Unknown, None) => "unknown".to_owned(),
+        (Verdict::Linearizable, _) => "linearizable".to_owned(),
+        (Verdict::NotLinearizable, _) => "not linearizable".to_owned(),
+    }
+}
+
+/// Why a search stopped, as reports say it.
+pub fn stopped_text(stopped: Stopped) -> &'static str {
+    match stopped {
+        Stopped::TimeLimit => "time limit reached",
+        Stopped::MemoryLimit => "memory limit reached",
+        Stopped::Cancelled => "stopped: another part failed first",
     }
 }
 
@@ -38,7 +64,7 @@ pub fn text<M: Model>(
     let _ = writeln!(
         out,
         "{}: {} operations in {} partition(s), {:.1} ms",
-        verdict_text(result.verdict),
+        verdict_text(result),
         result.operations,
         result.partitions.len(),
         result.elapsed.as_secs_f64() * 1000.0
@@ -96,9 +122,11 @@ pub fn text<M: Model>(
     {
         let _ = writeln!(
             out,
-            "{}: not decided ({} operations)",
+            "{}: not decided ({} operations; {}; longest linearizable prefix found: {} operations)",
             partition_name(p),
-            p.operations.len()
+            p.operations.len(),
+            p.stopped.map_or("not checked", stopped_text),
+            p.linearization.len()
         );
     }
     out
@@ -136,12 +164,12 @@ pub fn html<M: Model>(
          .legend span{{display:inline-block;padding:2px 8px;margin-right:8px;border-radius:4px}}\n\
          pre{{background:#f7f7f7;padding:12px;overflow:auto}}\n\
          </style></head><body>\n",
-        verdict_text(result.verdict)
+        verdict_text(result)
     );
     let _ = writeln!(
         out,
         "<h1>{}: {} operations, {} partition(s)</h1>",
-        escape(verdict_text(result.verdict)),
+        escape(&verdict_text(result)),
         result.operations,
         result.partitions.len()
     );
@@ -161,7 +189,7 @@ pub fn html<M: Model>(
             out,
             "<h2>{}: {} ({} operations)</h2>",
             escape(&partition_name(p)),
-            escape(verdict_text(p.verdict)),
+            escape(&partition_verdict_text(p)),
             p.operations.len()
         );
         let mut processes: Vec<u64> = p.operations.iter().map(|&i| history[i].process).collect();

@@ -4,7 +4,7 @@
 use linearizability::models::{
     CasOp, CasRegister, Kv, KvOp, Quota, QuotaOp, QuotaOutput, Register, RegisterOp,
 };
-use linearizability::{Model, Operation, Outcome, Verdict, brute, check};
+use linearizability::{CheckResult, Model, Next, Operation, Outcome, Verdict, brute, check};
 
 /// A small deterministic generator (xorshift*), so every failure names its seed.
 struct Rng(u64);
@@ -29,6 +29,16 @@ impl Rng {
 fn history<I, O>(
     rng: &mut Rng,
     max_ops: u64,
+    op: impl FnMut(&mut Rng) -> (I, O),
+) -> Vec<Operation<I, O>> {
+    history_of(rng, max_ops, true, op)
+}
+
+/// As [`history`]; without `info`, the 15 % of info completions are ok instead.
+fn history_of<I, O>(
+    rng: &mut Rng,
+    max_ops: u64,
+    info: bool,
     mut op: impl FnMut(&mut Rng) -> (I, O),
 ) -> Vec<Operation<I, O>> {
     let processes = 1 + rng.below(3);
@@ -49,6 +59,7 @@ fn history<I, O>(
                 let outcome = match rng.below(20) {
                     0..=13 => Outcome::Ok(output),
                     14..=16 => Outcome::Fail,
+                    _ if !info => Outcome::Ok(output),
                     _ => Outcome::Info,
                 };
                 ops.push(Operation::new(p as u64, call, Some(time), input, outcome));
@@ -77,6 +88,9 @@ fn agree<M: Model>(
             result.verdict
         );
         if expected {
+            if let Err(e) = valid_linearization(model, &h, &result) {
+                panic!("{name}, seed {seed}: {e}\n{h:#?}\n{result:#?}");
+            }
             yes += 1;
         } else {
             no += 1;
@@ -97,6 +111,57 @@ fn agree<M: Model>(
         yes > histories / 10 && no > histories / 10,
         "{name}: {yes} yes / {no} no"
     );
+}
+
+/// Whether each partition's reported linearization holds every one of its operations once,
+/// in an order real time allows, that the model can run (some choice of states).
+fn valid_linearization<M: Model>(
+    model: &M,
+    history: &[Operation<M::Input, M::Output>],
+    result: &CheckResult,
+) -> Result<(), String> {
+    for p in &result.partitions {
+        let mut order = p.linearization.clone();
+        order.sort_unstable();
+        let mut expected = p.operations.clone();
+        expected.sort_unstable();
+        if order != expected {
+            return Err(format!(
+                "linearization {:?} is not the partition's operations {:?}",
+                p.linearization, p.operations
+            ));
+        }
+        for (i, &a) in p.linearization.iter().enumerate() {
+            if let Some(&b) = p.linearization[..i]
+                .iter()
+                .find(|&&b| history[a].precedes(&history[b]))
+            {
+                return Err(format!(
+                    "op {a} returned before op {b} began but is placed after it"
+                ));
+            }
+        }
+        let mut states = vec![model.init()];
+        for &k in &p.linearization {
+            let op = &history[k];
+            let mut next = Vec::new();
+            for s in &states {
+                match model.step(s, &op.input, &op.outcome) {
+                    Next::Impossible => {}
+                    Next::One(a) => next.push(a),
+                    Next::Either(a, b) => next.extend([a, b]),
+                }
+            }
+            next.dedup();
+            if next.is_empty() {
+                return Err(format!(
+                    "the model cannot run op {k} where the linearization puts it"
+                ));
+            }
+            states = next;
+        }
+    }
+    Ok(())
 }
 
 #[test]
@@ -223,4 +288,114 @@ fn quota_agrees_with_brute_force() {
         let mut used = [0; 3];
         history(rng, 7, |rng| quota_op(rng, &mut used))
     });
+}
+
+/// A model exactly as `M`, except that it pins nothing: every partition goes to the search.
+struct Searched<M>(M);
+
+impl<M: Model> Model for Searched<M> {
+    type State = M::State;
+    type Input = M::Input;
+    type Output = M::Output;
+    fn init(&self) -> M::State {
+        self.0.init()
+    }
+    fn step(&self, s: &M::State, i: &M::Input, o: &Outcome<M::Output>) -> Next<M::State> {
+        self.0.step(s, i, o)
+    }
+    fn partition_key(&self, input: &M::Input) -> Option<String> {
+        self.0.partition_key(input)
+    }
+}
+
+/// A quota operation whose output pins it (a record or admission reporting `used`, a read)
+/// three times in four; `used` tracks a sequential run in invocation order, and one output
+/// in `off_one_in` is off by one.
+fn pinned_quota_op(rng: &mut Rng, used: &mut [u64; 2], off_one_in: u64) -> (QuotaOp, QuotaOutput) {
+    let i = rng.below(2) as usize;
+    let service = ["a", "b"][i].to_owned();
+    let u = &mut used[i];
+    let off = |rng: &mut Rng, v: u64| {
+        if rng.below(off_one_in) == 0 {
+            v.saturating_add(1).saturating_sub(2 * rng.below(2))
+        } else {
+            v
+        }
+    };
+    match rng.below(8) {
+        0..=2 => {
+            let count = 1 + rng.below(2);
+            *u += count;
+            let after = off(rng, *u);
+            (
+                QuotaOp::Record { service, count },
+                QuotaOutput::Recorded(Some(after)),
+            )
+        }
+        3 | 4 => {
+            let count = 1 + rng.below(2);
+            let admitted = *u + count <= 4 || i == 1;
+            if admitted {
+                *u += count;
+            }
+            let used = Some(off(rng, *u));
+            (
+                QuotaOp::Admit { service, count },
+                QuotaOutput::Admission { admitted, used },
+            )
+        }
+        5 | 6 => {
+            let used = off(rng, *u);
+            (
+                QuotaOp::Read { service },
+                QuotaOutput::Usage {
+                    used,
+                    remaining: None,
+                },
+            )
+        }
+        _ => (
+            QuotaOp::Record { service, count: 1 },
+            QuotaOutput::Recorded(None),
+        ),
+    }
+}
+
+#[test]
+fn pinned_quota_histories_agree_with_brute_force() {
+    // Service a has a ceiling of 4 (limit 5); b has no known limit.
+    let model = Quota::with_limits([("a", 5)]);
+    agree(&model, "pinned quota", 6_000, |rng| {
+        let mut used = [0; 2];
+        history(rng, 7, |rng| pinned_quota_op(rng, &mut used, 5))
+    });
+}
+
+#[test]
+fn pinned_quota_histories_agree_with_the_search_at_scale() {
+    let model = Quota::with_limits([("a", 5)]);
+    let (mut yes, mut no) = (0, 0);
+    for seed in 0..400 {
+        let mut rng = Rng::new(seed);
+        let mut used = [0; 2];
+        // Longer than brute force can check: 40 operations over up to 3 processes, every
+        // one pinned (or failed: inert), so that partitions take the pinned path.
+        let h = history_of(&mut rng, 40, false, |rng| {
+            let mut op = pinned_quota_op(rng, &mut used, 80);
+            while op.1 == QuotaOutput::Recorded(None) {
+                op = pinned_quota_op(rng, &mut used, 80);
+            }
+            op
+        });
+        let pinned = check(&model, &h, None);
+        let searched = check(&Searched(model.clone()), &h, None);
+        assert_eq!(pinned.verdict, searched.verdict, "seed {seed}\n{h:#?}");
+        if pinned.verdict == Verdict::Linearizable {
+            valid_linearization(&model, &h, &pinned).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            yes += 1;
+        } else {
+            no += 1;
+        }
+    }
+    assert!(yes > 40 && no > 40, "{yes} yes / {no} no");
 }

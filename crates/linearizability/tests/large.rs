@@ -4,7 +4,7 @@
 
 use linearizability::generate::{cas_register_history, kv_history, register_history};
 use linearizability::models::{CasRegister, Kv, Register};
-use linearizability::{Verdict, check};
+use linearizability::{CheckOptions, MemoryBudget, Stopped, Verdict, check, check_with};
 
 #[test]
 fn generated_register_histories_are_judged_right() {
@@ -46,6 +46,33 @@ fn a_time_limit_yields_unknown_instead_of_hanging() {
     let bad = register_history(9, 20_000, 50, true);
     let result = check(&Register, &bad, Some(std::time::Duration::ZERO));
     assert_eq!(result.verdict, Verdict::Unknown);
+}
+
+#[test]
+fn a_memory_limit_yields_unknown_with_a_prefix_instead_of_running_out() {
+    // 50 processes overlapping on one register: the search's memo grows without end here.
+    let hard = register_history(11, 1_000, 50, false);
+    let budget = MemoryBudget::new(16 << 20);
+    let options = CheckOptions {
+        timeout: Some(std::time::Duration::from_secs(60)),
+        budget: Some(&budget),
+        threads: 1,
+    };
+    let result = check_with(&Register, &hard, &options);
+    assert_eq!(result.verdict, Verdict::Unknown);
+    let p = &result.partitions[0];
+    assert_eq!(
+        p.stopped,
+        Some(Stopped::MemoryLimit),
+        "stopped by {:?}",
+        p.stopped
+    );
+    assert!(!p.linearization.is_empty(), "no partial result");
+    assert!(
+        result.memory_peak <= 16 << 20 && result.memory_peak > 8 << 20,
+        "peak {}",
+        result.memory_peak
+    );
 }
 
 #[test]

@@ -575,3 +575,122 @@ fn store_check_says_when_the_build_left_it_out() {
         stderr(&out)
     );
 }
+
+/// Writes `files` (name, text) into a fresh directory named `name`.
+fn history_dir(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("nested")).expect("writable");
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).expect("writable");
+    }
+    dir
+}
+
+const ONE_RECORD: &str = r#"{"process": 0, "type": "invoke", "f": "record", "key": "tiingo", "value": 1}
+{"process": 0, "type": "ok", "f": "record", "key": "tiingo", "value": 1}
+"#;
+
+#[test]
+fn check_history_checks_a_directory_in_one_run_and_exits_with_the_worst_status() {
+    let dir = history_dir(
+        "cli-many",
+        &[
+            ("a-good.jsonl", ONE_RECORD),
+            ("b-lost.jsonl", LOST_UPDATE),
+            ("nested/c-good.jsonl", ONE_RECORD),
+            ("notes.txt", "not a history"),
+        ],
+    );
+    let out = run(&["check-history", "--model", "quota", dir.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "three histories (the .txt skipped) and a summary:\n{text}");
+    assert!(lines[0].starts_with("linearizable") && lines[0].contains("a-good.jsonl"), "{text}");
+    assert!(lines[1].starts_with("not-linearizable") && lines[1].contains("b-lost.jsonl"));
+    assert!(lines[1].contains("cannot place line"), "{text}");
+    assert!(lines[2].contains("c-good.jsonl"), "nested directories are read: {text}");
+    assert!(
+        lines[3].starts_with("3 histories: 2 linearizable, 1 not linearizable, 0 unknown, 0 unusable"),
+        "{text}"
+    );
+
+    // An unusable file among them: reported in its line, the others still checked, exit 3.
+    let broken = history_file("broken-among-many.jsonl", "{\"process\": 0}\n");
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        "--json",
+        dir.join("a-good.jsonl").to_str().expect("utf-8"),
+        broken.to_str().expect("utf-8"),
+        dir.join("b-lost.jsonl").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let objects: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON Lines"))
+        .collect();
+    assert_eq!(objects.len(), 4);
+    assert_eq!(objects[0]["verdict"], "linearizable");
+    assert_eq!(objects[1]["verdict"], "unusable");
+    assert!(objects[1]["error"].as_str().is_some_and(|e| e.contains("line 1")), "{}", objects[1]);
+    assert_eq!(objects[2]["verdict"], "not-linearizable");
+    let summary = &objects[3]["summary"];
+    assert_eq!(summary["histories"], 3);
+    assert_eq!(summary["unusable"], 1);
+    assert_eq!(summary["not_linearizable"], 1);
+}
+
+#[test]
+fn check_history_refuses_what_several_histories_cannot_mean() {
+    let dir = history_dir("cli-refused", &[("a.jsonl", ONE_RECORD), ("b.jsonl", ONE_RECORD)]);
+    let d = dir.to_str().expect("utf-8");
+    let out = run(&["check-history", "--model", "quota", "--html", "x.html", d]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("--html writes the page of one history; 2 were given"));
+    let out = run(&["check-history", "--model", "quota", "-", d]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("`-` (standard input) must be the only history"));
+    let empty = history_dir("cli-empty-dir", &[]);
+    let out = run(&["check-history", "--model", "quota", empty.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("no *.jsonl history files"), "{}", stderr(&out));
+    for bad in ["0", "lots", "0.1", "12Q"] {
+        let out = run(&["check-history", "--model", "quota", "--max-memory", bad, d]);
+        assert_eq!(out.status.code(), Some(3), "--max-memory {bad}");
+        assert!(stderr(&out).contains("expected a size such as 512M"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn check_history_turns_a_search_past_max_memory_into_unknown() {
+    use linearizability::generate::register_history;
+    use linearizability::jsonl;
+    use linearizability::models::Register;
+    // 50 processes overlapping on one register, writes reused: the search explodes.
+    let mut hard = register_history(11, 1_000, 50, false);
+    for op in &mut hard {
+        if let linearizability::models::RegisterOp::Write(v) = &mut op.input {
+            *v %= 3;
+        }
+    }
+    let file = history_file("hard-register.jsonl", &jsonl::write(&Register, &hard));
+    let out = run(&[
+        "check-history",
+        "--model",
+        "register",
+        "--max-memory",
+        "16M",
+        "--timeout",
+        "120",
+        "--json",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let v = json(&out);
+    assert_eq!(v["verdict"], "unknown");
+    assert_eq!(v["stopped"], "memory limit reached", "{v}");
+    assert!(v["memory_peak_bytes"].as_u64() <= Some(16 << 20), "{v}");
+}

@@ -54,6 +54,15 @@ impl Model for CasRegister {
         }
     }
 
+    fn is_inert(&self, input: &CasOp, outcome: &Outcome<Option<i64>>) -> bool {
+        match (input, outcome) {
+            (CasOp::Read, Outcome::Fail | Outcome::Info) | (CasOp::Write(_), Outcome::Fail) => true,
+            // Setting a value to itself, or not: the same state either way.
+            (CasOp::Cas(from, to), Outcome::Info) => from == to,
+            _ => false,
+        }
+    }
+
     fn describe(&self, input: &CasOp, outcome: &Outcome<Option<i64>>) -> String {
         let result = match outcome {
             Outcome::Ok(Some(v)) if *input == CasOp::Read => format!(" -> {v}"),

@@ -48,6 +48,17 @@ impl Model for Kv {
         }
     }
 
+    fn is_inert(&self, input: &KvOp, outcome: &Outcome<String>) -> bool {
+        matches!(
+            (input, outcome),
+            (KvOp::Get(_), Outcome::Fail | Outcome::Info) | (_, Outcome::Fail)
+        )
+    }
+
+    fn state_heap_bytes(&self, state: &String) -> usize {
+        state.capacity()
+    }
+
     fn partition_key(&self, input: &KvOp) -> Option<String> {
         Some(input.key().to_owned())
     }

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::history::Outcome;
 use crate::jsonl::{Completion, JsonModel, count};
-use crate::model::{Model, Next};
+use crate::model::{Model, Next, Pin};
 
 /// Calls recorded per service, checked against what operations returned. Limits, when known
 /// for a service, also check `remaining`, `can-call` and admissions.
@@ -264,6 +264,81 @@ impl Model for Quota {
             (QuotaOp::Read { .. } | QuotaOp::CanCall { .. }, Outcome::Ok(_)) => Next::Impossible,
             _ => Next::One(used),
         }
+    }
+
+    fn is_inert(&self, input: &QuotaOp, outcome: &Outcome<QuotaOutput>) -> bool {
+        match (input, outcome) {
+            // A failed operation had no effect; a sync never changes the counts.
+            (_, Outcome::Fail) | (QuotaOp::Sync { .. }, _) => true,
+            (QuotaOp::Read { .. } | QuotaOp::CanCall { .. }, Outcome::Info) => true,
+            _ => false,
+        }
+    }
+
+    fn pin(&self, input: &QuotaOp, outcome: &Outcome<QuotaOutput>) -> Option<Pin> {
+        let ceiling = input.service().and_then(|s| self.ceiling(s));
+        let limit = input.service().and_then(|s| self.limits.get(s)).copied();
+        let step = |count: u64, after: u64| match after.checked_sub(count) {
+            Some(from) => Pin::At { from, to: after },
+            None => Pin::Never,
+        };
+        let Outcome::Ok(output) = outcome else {
+            return None;
+        };
+        Some(match (input, output) {
+            (QuotaOp::Record { count, .. }, QuotaOutput::Recorded(Some(after))) => {
+                step(*count, *after)
+            }
+            (
+                QuotaOp::Admit { count, .. },
+                QuotaOutput::Admission {
+                    admitted: true,
+                    used: Some(after),
+                },
+            ) if ceiling.is_none_or(|c| *after <= c) => step(*count, *after),
+            (
+                QuotaOp::Admit { .. },
+                QuotaOutput::Admission {
+                    admitted: true,
+                    used: Some(_),
+                },
+            ) => Pin::Never,
+            (
+                QuotaOp::Admit { count, .. },
+                QuotaOutput::Admission {
+                    admitted: false,
+                    used: Some(used),
+                },
+            ) => {
+                let refusable =
+                    ceiling.is_none_or(|c| used.checked_add(*count).is_none_or(|a| a > c));
+                if refusable {
+                    Pin::At {
+                        from: *used,
+                        to: *used,
+                    }
+                } else {
+                    Pin::Never
+                }
+            }
+            (QuotaOp::Read { .. }, QuotaOutput::Usage { used, remaining }) => {
+                let remaining_ok = match (remaining, limit) {
+                    (Some(r), Some(l)) => *r == l.saturating_sub(*used),
+                    _ => true,
+                };
+                if remaining_ok {
+                    Pin::At {
+                        from: *used,
+                        to: *used,
+                    }
+                } else {
+                    Pin::Never
+                }
+            }
+            // Refunds lower the count; can-call answers and unreported counts fit many
+            // places: the search decides those.
+            _ => return None,
+        })
     }
 
     fn partition_key(&self, input: &QuotaOp) -> Option<String> {

@@ -42,6 +42,14 @@ impl Model for Register {
         }
     }
 
+    fn is_inert(&self, input: &RegisterOp, outcome: &Outcome<Option<i64>>) -> bool {
+        matches!(
+            (input, outcome),
+            (RegisterOp::Read, Outcome::Fail | Outcome::Info)
+                | (RegisterOp::Write(_), Outcome::Fail)
+        )
+    }
+
     fn describe(&self, input: &RegisterOp, outcome: &Outcome<Option<i64>>) -> String {
         describe(input, outcome)
     }

@@ -3,8 +3,9 @@
 //!
 //! Per partition: operations that neither constrain nor change the state
 //! ([`Model::is_inert`]) are dropped and placed back in the reported linearization; a
-//! partition whose every operation is pinned ([`Model::pin`]) is decided in O(n log n)
-//! ([`crate::pinned`]); any other goes to the search ([`crate::search`]), under a time
+//! partition whose every operation is pinned on a count ([`Model::pin`]), or is a read or a
+//! write of distinct values ([`Model::access`]), is decided in O(n log n) (`pinned`,
+//! `zones`); any other goes to the search (`search`), under a time
 //! limit and a memory budget ([`MemoryBudget`]) that turn an exploding search into
 //! [`Verdict::Unknown`] with the longest prefix it found.
 
@@ -20,6 +21,7 @@ use crate::model::Model;
 use crate::pinned::{self, Decided};
 pub use crate::search::Stopped;
 use crate::search::{self, Found, Limits};
+use crate::zones;
 
 /// The memory a check may take unless told otherwise: 4 GiB.
 pub const DEFAULT_MAX_MEMORY: usize = 4 << 30;
@@ -229,18 +231,20 @@ fn check_partition<M: Model>(
         .iter()
         .partition(|&&i| model.is_inert(&history[i].input, &history[i].outcome));
     let ops: Vec<&Operation<M::Input, M::Output>> = active.iter().map(|&i| &history[i]).collect();
-    let found = match pinned::pins(model, &ops) {
-        Some(pins) => match pinned::decide(&ops, &pins) {
-            Decided::Linearizable(order) => Found {
-                verdict: Ok(()),
-                prefix: order,
-                stuck: None,
-            },
-            Decided::NotLinearizable { prefix, stuck } => Found {
-                verdict: Err(None),
-                prefix,
-                stuck: Some(stuck),
-            },
+    let decided = match pinned::pins(model, &ops) {
+        Some(pins) => Some(pinned::decide(&ops, &pins)),
+        None => zones::accesses(model, &ops).and_then(|a| zones::decide(&ops, &a)),
+    };
+    let found = match decided {
+        Some(Decided::Linearizable(order)) => Found {
+            verdict: Ok(()),
+            prefix: order,
+            stuck: None,
+        },
+        Some(Decided::NotLinearizable { prefix, stuck }) => Found {
+            verdict: Err(None),
+            prefix,
+            stuck: Some(stuck),
         },
         None => search::search(model, &ops, limits),
     };

@@ -37,10 +37,11 @@ pub mod models;
 mod pinned;
 pub mod report;
 mod search;
+mod zones;
 
 pub use checker::{
     CheckOptions, CheckResult, DEFAULT_MAX_MEMORY, MemoryBudget, PartitionResult, Stopped, Verdict,
     check, check_with,
 };
 pub use history::{Operation, Outcome};
-pub use model::{Model, Next, Pin, Unpartitioned};
+pub use model::{Access, Model, Next, Pin, Unpartitioned};

@@ -44,6 +44,16 @@ pub enum Pin {
     Never,
 }
 
+/// A plain register access, the promise a model makes with [`Model::access`]: the state is
+/// the register's value, initially `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Sets the value (it took effect, or its outcome is unknown).
+    Write(i64),
+    /// Returned the value (it completed).
+    Read(Option<i64>),
+}
+
 /// A sequential object: what operations do, one at a time.
 pub trait Model: Sync {
     /// The object's state. Hashed for memoization, so keep it small.
@@ -87,6 +97,15 @@ pub trait Model: Sync {
     /// checker decides it in O(n log n) without searching. `None` (the default): not
     /// pinned, search.
     fn pin(&self, input: &Self::Input, outcome: &Outcome<Self::Output>) -> Option<Pin> {
+        let _ = (input, outcome);
+        None
+    }
+
+    /// What `input` does to a register, for models that are one (see [`Access`]): when every
+    /// operation of a partition is a plain read or write and the writes carry distinct
+    /// values, the checker decides it in O(n log n) without searching. `None` (the
+    /// default): not a plain access, search.
+    fn access(&self, input: &Self::Input, outcome: &Outcome<Self::Output>) -> Option<Access> {
         let _ = (input, outcome);
         None
     }

@@ -399,3 +399,56 @@ fn pinned_quota_histories_agree_with_the_search_at_scale() {
     }
     assert!(yes > 40 && no > 40, "{yes} yes / {no} no");
 }
+
+/// A register operation: a write of a value never written before (`next`), or a read of
+/// one of the values written so far (or null), the latest one two times in three.
+fn unique_register_op(rng: &mut Rng, next: &mut i64) -> (RegisterOp, Option<i64>) {
+    if rng.below(2) == 0 {
+        *next += 1;
+        (RegisterOp::Write(*next), None)
+    } else {
+        let value = match rng.below(3) {
+            0 => rng.below(*next as u64 + 1) as i64,
+            _ => *next,
+        };
+        (RegisterOp::Read, (value > 0).then_some(value))
+    }
+}
+
+#[test]
+fn registers_of_distinct_writes_agree_with_brute_force() {
+    agree(&Register, "register, distinct writes", 6_000, |rng| {
+        let mut next = 0;
+        history(rng, 7, |rng| unique_register_op(rng, &mut next))
+    });
+}
+
+#[test]
+fn registers_of_distinct_writes_agree_with_the_search_at_scale() {
+    let (mut yes, mut no) = (0, 0);
+    for seed in 0..400 {
+        let mut rng = Rng::new(seed);
+        let mut next = 0;
+        // 40 operations over up to 3 processes, reads mostly of the latest write.
+        let h = history(&mut rng, 40, |rng| {
+            let (op, value) = unique_register_op(rng, &mut next);
+            let value = if rng.below(8) == 0 {
+                value
+            } else {
+                (next > 0).then_some(next)
+            };
+            (op, value)
+        });
+        let zoned = check(&Register, &h, None);
+        let searched = check(&Searched(Register), &h, None);
+        assert_eq!(zoned.verdict, searched.verdict, "seed {seed}\n{h:#?}");
+        if zoned.verdict == Verdict::Linearizable {
+            valid_linearization(&Register, &h, &zoned)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            yes += 1;
+        } else {
+            no += 1;
+        }
+    }
+    assert!(yes > 40 && no > 40, "{yes} yes / {no} no");
+}

@@ -602,17 +602,33 @@ fn check_history_checks_a_directory_in_one_run_and_exits_with_the_worst_status()
             ("notes.txt", "not a history"),
         ],
     );
-    let out = run(&["check-history", "--model", "quota", dir.to_str().expect("utf-8")]);
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        dir.to_str().expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4, "three histories (the .txt skipped) and a summary:\n{text}");
-    assert!(lines[0].starts_with("linearizable") && lines[0].contains("a-good.jsonl"), "{text}");
+    assert_eq!(
+        lines.len(),
+        4,
+        "three histories (the .txt skipped) and a summary:\n{text}"
+    );
+    assert!(
+        lines[0].starts_with("linearizable") && lines[0].contains("a-good.jsonl"),
+        "{text}"
+    );
     assert!(lines[1].starts_with("not-linearizable") && lines[1].contains("b-lost.jsonl"));
     assert!(lines[1].contains("cannot place line"), "{text}");
-    assert!(lines[2].contains("c-good.jsonl"), "nested directories are read: {text}");
     assert!(
-        lines[3].starts_with("3 histories: 2 linearizable, 1 not linearizable, 0 unknown, 0 unusable"),
+        lines[2].contains("c-good.jsonl"),
+        "nested directories are read: {text}"
+    );
+    assert!(
+        lines[3]
+            .starts_with("3 histories: 2 linearizable, 1 not linearizable, 0 unknown, 0 unusable"),
         "{text}"
     );
 
@@ -635,7 +651,13 @@ fn check_history_checks_a_directory_in_one_run_and_exits_with_the_worst_status()
     assert_eq!(objects.len(), 4);
     assert_eq!(objects[0]["verdict"], "linearizable");
     assert_eq!(objects[1]["verdict"], "unusable");
-    assert!(objects[1]["error"].as_str().is_some_and(|e| e.contains("line 1")), "{}", objects[1]);
+    assert!(
+        objects[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("line 1")),
+        "{}",
+        objects[1]
+    );
     assert_eq!(objects[2]["verdict"], "not-linearizable");
     let summary = &objects[3]["summary"];
     assert_eq!(summary["histories"], 3);
@@ -645,7 +667,10 @@ fn check_history_checks_a_directory_in_one_run_and_exits_with_the_worst_status()
 
 #[test]
 fn check_history_refuses_what_several_histories_cannot_mean() {
-    let dir = history_dir("cli-refused", &[("a.jsonl", ONE_RECORD), ("b.jsonl", ONE_RECORD)]);
+    let dir = history_dir(
+        "cli-refused",
+        &[("a.jsonl", ONE_RECORD), ("b.jsonl", ONE_RECORD)],
+    );
     let d = dir.to_str().expect("utf-8");
     let out = run(&["check-history", "--model", "quota", "--html", "x.html", d]);
     assert_eq!(out.status.code(), Some(3));
@@ -654,13 +679,26 @@ fn check_history_refuses_what_several_histories_cannot_mean() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("`-` (standard input) must be the only history"));
     let empty = history_dir("cli-empty-dir", &[]);
-    let out = run(&["check-history", "--model", "quota", empty.to_str().expect("utf-8")]);
+    let out = run(&[
+        "check-history",
+        "--model",
+        "quota",
+        empty.to_str().expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("no *.jsonl history files"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no *.jsonl history files"),
+        "{}",
+        stderr(&out)
+    );
     for bad in ["0", "lots", "0.1", "12Q"] {
         let out = run(&["check-history", "--model", "quota", "--max-memory", bad, d]);
         assert_eq!(out.status.code(), Some(3), "--max-memory {bad}");
-        assert!(stderr(&out).contains("expected a size such as 512M"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("expected a size such as 512M"),
+            "{}",
+            stderr(&out)
+        );
     }
 }
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::register::{outcome_without_value, read_value};
 use crate::history::Outcome;
 use crate::jsonl::{Completion, JsonModel, int};
-use crate::model::{Model, Next};
+use crate::model::{Access, Model, Next};
 
 /// A compare-and-set register of integers, initially null. A failed read constrains
 /// nothing; a failed write had no effect; a failed compare-and-set saw a value other than
@@ -51,6 +51,14 @@ impl Model for CasRegister {
                 Next::Either(Some(*to), *state)
             }
             (CasOp::Cas(..), Outcome::Info) => Next::One(*state),
+        }
+    }
+
+    fn access(&self, input: &CasOp, outcome: &Outcome<Option<i64>>) -> Option<Access> {
+        match (input, outcome) {
+            (CasOp::Read, Outcome::Ok(value)) => Some(Access::Read(*value)),
+            (CasOp::Write(v), Outcome::Ok(_) | Outcome::Info) => Some(Access::Write(*v)),
+            _ => None,
         }
     }
 

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::history::Outcome;
 use crate::jsonl::{Completion, JsonModel, int};
-use crate::model::{Model, Next};
+use crate::model::{Access, Model, Next};
 
 /// A register of integers, initially null. A failed read constrains nothing; a failed
 /// write had no effect.
@@ -39,6 +39,14 @@ impl Model for Register {
             (RegisterOp::Read, Outcome::Ok(value)) => Next::when(value == state, || *state),
             (RegisterOp::Read, _) | (RegisterOp::Write(_), Outcome::Fail) => Next::One(*state),
             (RegisterOp::Write(v), _) => Next::One(Some(*v)),
+        }
+    }
+
+    fn access(&self, input: &RegisterOp, outcome: &Outcome<Option<i64>>) -> Option<Access> {
+        match (input, outcome) {
+            (RegisterOp::Read, Outcome::Ok(value)) => Some(Access::Read(*value)),
+            (RegisterOp::Write(v), Outcome::Ok(_) | Outcome::Info) => Some(Access::Write(*v)),
+            _ => None,
         }
     }
 

@@ -46,6 +46,8 @@ mod pending;
 pub mod reduced;
 mod state;
 mod store;
+#[cfg(feature = "zoo")]
+pub mod store_variants;
 pub mod sync;
 mod synced;
 mod tracker;

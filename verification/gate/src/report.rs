@@ -37,7 +37,7 @@ pub struct Check {
 pub struct ZooEntry {
     /// The variant's id, as in `original-service.md`.
     pub variant: String,
-    /// `tracker` (quota_tracker::zoo) or `store` (quota_dynamodb::zoo).
+    /// `tracker` (quota_tracker::zoo) or `store` (quota_tracker::store_variants).
     pub layer: String,
     /// Whether at least one check caught it.
     pub caught: bool,

@@ -2,8 +2,8 @@
 //! and a counterexample, from the findings the tests emitted (`quota_evidence`) and the
 //! loom report.
 
-use quota_dynamodb::zoo::StoreVariant;
 use quota_evidence::Finding;
+use quota_tracker::store_variants::StoreVariant;
 use quota_tracker::zoo::Variant;
 
 use crate::report::{Check, LoomModel, Status, ZooEntry};

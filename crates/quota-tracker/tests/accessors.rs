@@ -1,0 +1,224 @@
+//! What the public accessors report, the clocks the tracker reads, and the warnings it logs:
+//! each test here was written to kill a mutant the other tests let live (MUTANTS.md).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use quota_tracker::{
+    Clock, ManualClock, Period, QuotaConfig, ServiceConfig, SystemClock, TickingClock, Timestamp,
+    Tracker, TrackerOptions, UtcDay,
+};
+
+fn one_minute_service() -> QuotaConfig {
+    QuotaConfig::new(vec![
+        ServiceConfig::new("api", 10, Period::Minute).expect("valid"),
+    ])
+    .expect("valid")
+}
+
+/// The start of the minute window a call recorded now lands in, as the tracker saw it.
+fn window_start_of_a_call(clock: Arc<dyn Clock>) -> i64 {
+    let tracker: Tracker = Tracker::new(one_minute_service(), clock);
+    let api = tracker.service("api").expect("configured");
+    tracker.record_call(api, 1).expect("valid");
+    let windows = tracker.unsynced_windows();
+    assert_eq!(windows.len(), 1, "{windows:?}");
+    assert_eq!(windows[0].delta, 1);
+    windows[0].window.start().0
+}
+
+#[test]
+fn the_tracker_reads_the_time_of_every_kind_of_clock() {
+    let minute = |t: i64| t.div_euclid(60_000) * 60_000;
+    let system_now = SystemClock.now().0;
+    // The system clock is asked through the trait; the ticking and manual clocks share
+    // their atomic. Each must give the tracker the real time.
+    let seen = window_start_of_a_call(Arc::new(SystemClock));
+    assert!(
+        (seen - minute(system_now)).abs() <= 60_000,
+        "system clock: {seen}"
+    );
+    let seen = window_start_of_a_call(TickingClock::start());
+    assert!(
+        (seen - minute(system_now)).abs() <= 60_000,
+        "ticking clock: {seen}"
+    );
+    let at = Timestamp(1_800_000_123_456);
+    let seen = window_start_of_a_call(Arc::new(ManualClock::new(at)));
+    assert_eq!(seen, minute(at.0), "manual clock");
+    // An `Arc` of a clock is a clock that reads the same.
+    let shared: Arc<Arc<ManualClock>> = Arc::new(Arc::new(ManualClock::new(at)));
+    assert_eq!(window_start_of_a_call(shared), minute(at.0));
+}
+
+#[test]
+fn timestamps_measure_and_convert() {
+    assert_eq!(Timestamp(5_000).millis_since(Timestamp(1_500)), 3_500);
+    assert_eq!(Timestamp(1_500).millis_since(Timestamp(5_000)), -3_500);
+    assert_eq!(Timestamp(1_999).unix_seconds(), 1);
+    assert_eq!(
+        Timestamp(-1).unix_seconds(),
+        -1,
+        "before the epoch rounds down"
+    );
+    assert_eq!(
+        UtcDay::from_days_since_epoch(20_000).days_since_epoch(),
+        20_000
+    );
+    assert_eq!(
+        UtcDay::from_ymd(2026, 12, 2).map(UtcDay::days_since_epoch),
+        Some(20_789)
+    );
+}
+
+#[test]
+fn days_parse_only_in_iso_form() {
+    assert_eq!(
+        "2026-12-02".parse::<UtcDay>().ok(),
+        UtcDay::from_ymd(2026, 12, 2)
+    );
+    for bad in [
+        "2026x12x02",
+        "2026-12",
+        "2026",
+        "",
+        "2026-13-01",
+        "20261202xx",
+    ] {
+        assert!(bad.parse::<UtcDay>().is_err(), "{bad:?} parsed");
+    }
+}
+
+#[test]
+fn periods_read_back_as_written() {
+    for period in [Period::Minute, Period::Hour, Period::Day, Period::Month] {
+        assert_eq!(period.to_string(), period.as_str());
+        assert_eq!(period.as_str().parse::<Period>().ok(), Some(period));
+    }
+    assert_eq!(Period::Hour.as_str(), "hour");
+    assert!("fortnight".parse::<Period>().is_err());
+}
+
+#[test]
+fn a_configuration_and_a_tracker_say_what_they_hold() {
+    let config = QuotaConfig::default();
+    assert!(!config.is_empty());
+    assert_eq!(config.len(), 3);
+    let options = TrackerOptions {
+        instance: "worker-7".into(),
+        ..TrackerOptions::default()
+    };
+    let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+    let tracker: Tracker = Tracker::with_options(config.clone(), clock, options);
+    assert_eq!(tracker.instance(), "worker-7");
+    assert_eq!(tracker.config(), &config);
+    let tiingo = tracker.service("tiingo").expect("configured");
+    let sendgrid = tracker.service("sendgrid").expect("configured");
+    tracker.record_call(tiingo, 2).expect("valid");
+    tracker.record_call(sendgrid, 3).expect("valid");
+    assert_eq!(tracker.total_api_calls_today(), 5);
+    let usage = tracker.usage(tiingo).expect("valid");
+    assert_eq!((usage.limit(), usage.used()), (500, 2));
+}
+
+#[test]
+fn sync_and_reload_intervals_follow_the_shortest_window() {
+    // A per-minute limit: a sixth of it, 10 s.
+    let options = TrackerOptions::for_config(&one_minute_service());
+    assert_eq!(
+        (options.sync_interval_ms, options.reload_interval_ms),
+        (10_000, 10_000)
+    );
+    // Only a monthly limit: capped at 60 s.
+    let monthly = QuotaConfig::new(vec![
+        ServiceConfig::new("m", 10, Period::Month).expect("valid"),
+    ])
+    .expect("valid");
+    assert_eq!(
+        TrackerOptions::for_config(&monthly).sync_interval_ms,
+        60_000
+    );
+    let hourly = QuotaConfig::new(vec![
+        ServiceConfig::new("h", 10, Period::Hour).expect("valid"),
+    ])
+    .expect("valid");
+    assert_eq!(TrackerOptions::for_config(&hourly).sync_interval_ms, 60_000);
+}
+
+#[test]
+fn usage_levels_and_advice() {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+    let config = QuotaConfig::new(vec![
+        ServiceConfig::new("api", 10, Period::Day).expect("valid"),
+    ])
+    .expect("valid");
+    let tracker: Tracker = Tracker::new(config, clock);
+    let api = tracker.service("api").expect("configured");
+    let level = |used| {
+        let u = tracker.usage(api).expect("valid");
+        assert_eq!(u.used(), used);
+        (u.is_warning(), u.is_critical(), u.can_call())
+    };
+    assert_eq!(level(0), (false, false, true));
+    tracker.record_call(api, 4).expect("valid");
+    assert_eq!(level(4), (false, false, true));
+    tracker.record_call(api, 1).expect("valid");
+    assert_eq!(level(5), (true, false, true), "50 % warns");
+    tracker.record_call(api, 3).expect("valid");
+    assert_eq!(
+        level(8),
+        (true, true, false),
+        "80 % is critical and the ceiling"
+    );
+}
+
+/// Counts the warnings logged while it is the default subscriber.
+#[derive(Default)]
+struct WarningCounter(AtomicUsize);
+
+impl tracing::Subscriber for WarningCounter {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The warnings `f` logs.
+fn warnings(f: impl FnOnce()) -> usize {
+    let counter = Arc::new(WarningCounter::default());
+    tracing::subscriber::with_default(counter.clone(), f);
+    counter.0.load(Ordering::Relaxed)
+}
+
+#[test]
+fn crossing_the_critical_threshold_warns_once() {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+    let tracker: Tracker = Tracker::new(one_minute_service(), clock);
+    let api = tracker.service("api").expect("configured");
+    assert_eq!(
+        warnings(|| drop(tracker.record_call(api, 7))),
+        0,
+        "70 %: quiet"
+    );
+    let crossed = warnings(|| {
+        let recorded = tracker.record_call(api, 1).expect("valid");
+        assert!(recorded.crossed_critical);
+    });
+    assert_eq!(crossed, 1, "80 %: one warning");
+    assert_eq!(
+        warnings(|| drop(tracker.record_call(api, 1))),
+        0,
+        "past it: no more"
+    );
+}

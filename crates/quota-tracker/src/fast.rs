@@ -534,6 +534,61 @@ mod tests {
         assert_eq!(state.total_api_calls_today(), u64::MAX);
     }
 
+    /// Minute services of limit `i64::MAX` named `names`, on a manual clock.
+    fn huge(names: &[&str]) -> (Tracker, Arc<ManualClock>) {
+        let services = names
+            .iter()
+            .map(|n| ServiceConfig::new(*n, i64::MAX, Period::Minute))
+            .collect::<Result<Vec<_>, _>>();
+        let config = services.and_then(QuotaConfig::new);
+        let config = config.unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(ManualClock::new(Timestamp(1_800_000_000_000)));
+        (Tracker::new(config, clock.clone()), clock)
+    }
+
+    #[test]
+    fn a_call_that_would_overflow_the_unsynced_delta_is_refused() {
+        let (tracker, _) = huge(&["minute"]);
+        let id = ServiceId(0);
+        // Unsynced, the bucket's delta is at i64::MAX: one more call cannot be counted.
+        tracker.record_call(id, i64::MAX as u64 - 1).expect("fits");
+        tracker.record_call(id, 1).expect("fits exactly");
+        let error = tracker.record_call(id, 1).expect_err("the delta overflows");
+        assert!(error.to_string().contains("overflow"), "{error}");
+        assert_eq!(
+            tracker.raw_state().usage(id).map(|u| u.used()),
+            Ok(i64::MAX as u64)
+        );
+    }
+
+    #[test]
+    fn services_share_what_room_the_total_has_left() {
+        let (tracker, clock) = huge(&["a", "b", "c"]);
+        let [a, b, c] = [ServiceId(0), ServiceId(1), ServiceId(2)];
+        // a and b record i64::MAX and i64::MAX - 2 calls (synced): the day's total is
+        // u64::MAX - 3.
+        for (id, calls) in [(a, i64::MAX as u64), (b, i64::MAX as u64 - 2)] {
+            tracker.record_call(id, calls).expect("fits");
+            let batch = tracker.begin_sync().expect("pending");
+            tracker.finish_sync(batch, SyncOutcome::Applied { fresh: None });
+        }
+        clock.advance(60_000);
+        // In the next minute every window has room; the total has room for three calls, so
+        // after one, for two more, whichever services make them (the hot path's bounds
+        // divide the room between the services).
+        tracker.record_call(c, 1).expect("fits");
+        let admitted: Vec<bool> = [a, b, c]
+            .into_iter()
+            .map(|id| tracker.record_call(id, 1).is_ok())
+            .collect();
+        assert_eq!(
+            admitted,
+            [true, true, false],
+            "two calls fit the total, not three"
+        );
+        assert_eq!(tracker.raw_state().total_api_calls_today(), u64::MAX);
+    }
+
     #[test]
     fn the_hot_path_answers_and_counts_as_the_full_path_does() {
         run(false);

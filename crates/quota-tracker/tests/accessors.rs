@@ -1,8 +1,11 @@
 //! What the public accessors report, the clocks the tracker reads, and the warnings it logs:
 //! each test here was written to kill a mutant the other tests let live (MUTANTS.md).
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::warnings;
 
 use quota_tracker::{
     Clock, ManualClock, Period, QuotaConfig, ServiceConfig, SystemClock, TickingClock, Timestamp,
@@ -170,35 +173,6 @@ fn usage_levels_and_advice() {
         (true, true, false),
         "80 % is critical and the ceiling"
     );
-}
-
-/// Counts the warnings logged while it is the default subscriber.
-#[derive(Default)]
-struct WarningCounter(AtomicUsize);
-
-impl tracing::Subscriber for WarningCounter {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        if *event.metadata().level() == tracing::Level::WARN {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// The warnings `f` logs.
-fn warnings(f: impl FnOnce()) -> usize {
-    let counter = Arc::new(WarningCounter::default());
-    tracing::subscriber::with_default(counter.clone(), f);
-    counter.0.load(Ordering::Relaxed)
 }
 
 #[test]

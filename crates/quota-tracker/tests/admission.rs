@@ -1,6 +1,8 @@
 //! Admission end to end with the in-memory store: conservation with refunds, reduced-rate
 //! mode counted where sync and reload outcomes are reported, the estimated daily cost.
 
+mod common;
+
 use std::sync::Arc;
 
 use quota_tracker::{
@@ -264,4 +266,25 @@ fn a_sync_that_wrote_only_some_windows_does_not_count_as_a_reload() {
     // a must still read the store to see b's 40.
     a.record_call(sendgrid, 1).expect("valid");
     assert_eq!(a.tracker().usage(finnhub).map(|u| u.used()), Ok(40));
+}
+
+#[test]
+fn entering_the_reduced_rate_warns_once_and_leaving_it_does_not_warn() {
+    let clock = clock();
+    let t = synced(&clock, QuotaConfig::default());
+    let sendgrid = t.tracker().service("sendgrid").expect("configured");
+    assert_eq!(common::warnings(|| failing_syncs(&t, sendgrid, 2)), 0);
+    assert_eq!(
+        common::warnings(|| failing_syncs(&t, sendgrid, 2)),
+        1,
+        "the third failure"
+    );
+    assert!(t.tracker().reduced_rate());
+    let restored = common::warnings(|| {
+        for _ in 0..5 {
+            assert!(matches!(t.reload(), quota_tracker::ReloadReport::Loaded));
+        }
+    });
+    assert!(!t.tracker().reduced_rate());
+    assert_eq!(restored, 0, "leaving the mode is news, not a warning");
 }

@@ -3,6 +3,8 @@
 //! at a stop (so granted == used at a quiet point), refunds go back to the lease, and a
 //! store that cannot grant fails closed or open as configured.
 
+mod common;
+
 use std::sync::Arc;
 
 use quota_tracker::{
@@ -347,4 +349,50 @@ fn calls_admitted_on_the_outage_allowance_are_never_given_back_even_when_refunde
     );
     a.tracker()
         .finish_sync(batch, quota_tracker::SyncOutcome::Failed);
+}
+
+#[test]
+fn a_lease_not_granted_warns_each_time_it_is_asked_for_and_refused() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let a = instance("a", &config(100, 10), &clock, &store);
+    let id = finnhub(&a);
+    store.inject(Faults {
+        fail_grants: 2,
+        ..Faults::default()
+    });
+    let warned = common::warned(|| drop(a.admit(id, 1)));
+    assert_eq!(warned.len(), 1, "the first grant failed: {warned:?}");
+    assert!(warned[0].contains("failing closed"), "{warned:?}");
+    assert_eq!(
+        common::warnings(|| drop(a.refill(id))),
+        0,
+        "backing off: not asked"
+    );
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    assert_eq!(
+        common::warnings(|| drop(a.refill(id))),
+        1,
+        "asked again, refused again"
+    );
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    assert_eq!(common::warnings(|| drop(a.refill(id))), 0, "granted");
+}
+
+#[test]
+fn a_lease_not_granted_with_an_outage_allowance_warns_that_it_fails_open() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let policy = LeasePolicy::new(10)
+        .expect("valid")
+        .with_outage(LeaseOutage::Open { allowance: 3 });
+    let a = instance("a", &config(100, 10).with_leases(policy), &clock, &store);
+    let id = finnhub(&a);
+    store.inject(Faults {
+        fail_grants: 1,
+        ..Faults::default()
+    });
+    let warned = common::warned(|| assert!(a.admit(id, 1).expect("valid").is_admitted()));
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("failing open"), "{warned:?}");
 }

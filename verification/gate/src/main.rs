@@ -116,122 +116,26 @@ fn run(args: &Args) -> Result<bool, String> {
     if !Path::new("verification/gate/Cargo.toml").exists() {
         return Err("run the gate from the workspace root (scripts/gate does)".to_owned());
     }
-    let baseline = match &args.baseline {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the baseline {}: {e}", path.display()))?;
-            Some(serde_json::from_str::<Report>(&text).map_err(|e| {
-                format!(
-                    "the baseline {} is not a gate report (report.json): {e}",
-                    path.display()
-                )
-            })?)
-        }
-        None => None,
-    };
-    let out = std::env::current_dir()
-        .map_err(|e| format!("no current directory: {e}"))?
-        .join(&args.out);
-    let logs = out.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-    let evidence = out.join("evidence.jsonl");
-    let loom_report = out.join("loom.jsonl");
-    for file in [&evidence, &loom_report] {
-        std::fs::write(file, "").map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-    }
-    for entry in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
-        let _ = std::fs::remove_file(entry.path());
-    }
-
+    let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
+    let files = Files::prepare(&args.out)?;
     let started = Instant::now();
     let mut report = Report {
         skipped_tiers: skipped.clone(),
         ..Report::default()
     };
-    for (i, tier) in TIERS.iter().enumerate() {
-        eprintln!("[{}/{}] {} — {}", i + 1, TIERS.len(), tier.name, tier.about);
-        if skipped.iter().any(|s| s == tier.name) {
-            eprintln!("  skipped by request");
-            report.checks.push(Check {
-                name: format!("{}/*", tier.name),
-                tier: tier.name.to_owned(),
-                status: Status::Skip,
-                elapsed_ms: 0,
-                detail: "skipped by request (--skip or --only)".to_owned(),
-            });
-            continue;
-        }
-        let tier_started = Instant::now();
-        let log = logs.join(format!("{}.log", tier.name));
-        let checks = run_tier(tier, &log, &evidence, &loom_report, &out, &mut report);
-        let elapsed_ms = tier_started.elapsed().as_millis() as u64;
-        let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
-        eprintln!(
-            "  {}: {} checks, {} failed, {:.1}s",
-            tier.name,
-            checks.len(),
-            failed,
-            elapsed_ms as f64 / 1000.0
-        );
-        report.checks.extend(checks);
-        report.tier_times.push(TierTime {
-            tier: tier.name.to_owned(),
-            elapsed_ms,
-        });
-    }
-
-    let mut findings =
-        quota_evidence::read(&std::fs::read_to_string(&evidence).unwrap_or_default())
-            .unwrap_or_else(|e| {
-                report.checks.push(Check {
-                    name: "zoo/evidence".to_owned(),
-                    tier: tiers::ZOO.to_owned(),
-                    status: Status::Fail,
-                    elapsed_ms: 0,
-                    detail: format!("{}: {e}", evidence.display()),
-                });
-                Vec::new()
-            });
-    let loom_lines = zoo::read_loom(&std::fs::read_to_string(&loom_report).unwrap_or_default());
-    findings.extend(zoo::loom_findings(&loom_lines));
-    report.loom = zoo::loom_models(&loom_lines);
-    let (entries, zoo_checks) = zoo::judge(&findings, &skipped);
-    report.zoo = entries;
-    report.checks.extend(zoo_checks);
+    run_tiers(&skipped, &files, &mut report);
+    judge_zoo(&files, &skipped, &mut report);
     if let Some(baseline) = &baseline {
         let comparisons = baseline::compare(&report, baseline, !args.no_timings);
         report.checks.extend(comparisons);
     }
     report.summarize(started.elapsed().as_millis() as u64);
-
-    let write = |name: &str, text: String| {
-        let path = out.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    write("report.json", json.clone())?;
-    write("junit.xml", output::junit(&report))?;
-    write("summary.md", output::markdown(&report))?;
-
-    println!("\n{}", output::table(&report));
-    println!("zoo:\n{}", output::zoo_table(&report));
-    let failed: Vec<&Check> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail)
-        .collect();
-    for check in &failed {
-        println!("FAILED {} ({})", check.name, check.tier);
-        for line in nextest::last_lines(&check.detail, 25).lines() {
-            println!("    {line}");
-        }
-    }
+    files.write("report.json", json.clone())?;
+    files.write("junit.xml", output::junit(&report))?;
+    files.write("summary.md", output::markdown(&report))?;
+    print_summary(&report, &args.out);
     let passed = report.passed();
-    println!(
-        "gate {}: reports in {} (report.json, junit.xml, summary.md)",
-        if passed { "PASSED" } else { "FAILED" },
-        args.out.display()
-    );
     if let Some(path) = &args.write_baseline {
         if passed && skipped.is_empty() {
             std::fs::write(path, json)
@@ -248,13 +152,200 @@ fn run(args: &Args) -> Result<bool, String> {
     Ok(passed)
 }
 
+fn read_baseline(path: &Path) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the baseline {}: {e}", path.display()))?;
+    serde_json::from_str::<Report>(&text).map_err(|e| {
+        format!(
+            "the baseline {} is not a gate report (report.json): {e}",
+            path.display()
+        )
+    })
+}
+
+/// Where a run writes: the reports, the per-tier logs, and the evidence and loom report the
+/// tests append to (emptied at the start).
+struct Files {
+    out: PathBuf,
+    logs: PathBuf,
+    evidence: PathBuf,
+    loom_report: PathBuf,
+}
+
+impl Files {
+    fn prepare(out: &Path) -> Result<Self, String> {
+        let out = std::env::current_dir()
+            .map_err(|e| format!("no current directory: {e}"))?
+            .join(out);
+        let logs = out.join("logs");
+        std::fs::create_dir_all(&logs)
+            .map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+        let files = Self {
+            evidence: out.join("evidence.jsonl"),
+            loom_report: out.join("loom.jsonl"),
+            logs,
+            out,
+        };
+        for file in [&files.evidence, &files.loom_report] {
+            std::fs::write(file, "")
+                .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        }
+        for entry in std::fs::read_dir(&files.logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        Ok(files)
+    }
+
+    fn write(&self, name: &str, text: String) -> Result<(), String> {
+        let path = self.out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+/// What one tier produced.
+struct TierRun {
+    checks: Vec<Check>,
+    elapsed_ms: u64,
+}
+
+/// Runs every tier not skipped, in order, except that a tier marked `beside_emulator` runs
+/// in the background while the emulator tiers after it run; it is joined before the next
+/// tier that does not need the emulator. Results are recorded in tier order.
+fn run_tiers(skipped: &[String], files: &Files, report: &mut Report) {
+    let mut runs: Vec<Option<TierRun>> = TIERS.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let mut background: Option<(usize, std::thread::ScopedJoinHandle<'_, TierRun>)> = None;
+        for (i, tier) in TIERS.iter().enumerate() {
+            if !tier.needs_emulator
+                && let Some((at, handle)) = background.take()
+            {
+                runs[at] = Some(join(handle, TIERS[at].name));
+            }
+            eprintln!("[{}/{}] {} — {}", i + 1, TIERS.len(), tier.name, tier.about);
+            if skipped.iter().any(|s| s == tier.name) {
+                eprintln!("  skipped by request");
+                runs[i] = Some(TierRun {
+                    checks: vec![Check {
+                        name: format!("{}/*", tier.name),
+                        tier: tier.name.to_owned(),
+                        status: Status::Skip,
+                        elapsed_ms: 0,
+                        detail: "skipped by request (--skip or --only)".to_owned(),
+                    }],
+                    elapsed_ms: 0,
+                });
+                continue;
+            }
+            let emulator_next = TIERS[i + 1..]
+                .first()
+                .is_some_and(|next| next.needs_emulator && !skipped.iter().any(|s| s == next.name));
+            if tier.beside_emulator && emulator_next {
+                eprintln!("  running in the background beside the emulator tiers");
+                let handle = scope.spawn(move || {
+                    let mut own = Report::default();
+                    timed(tier, files, &mut own, false)
+                });
+                background = Some((i, handle));
+                continue;
+            }
+            runs[i] = Some(timed(tier, files, report, true));
+        }
+        if let Some((at, handle)) = background.take() {
+            runs[at] = Some(join(handle, TIERS[at].name));
+        }
+    });
+    for (tier, run) in TIERS.iter().zip(runs.into_iter().flatten()) {
+        if run.elapsed_ms > 0 || !skipped.iter().any(|s| s == tier.name) {
+            report.tier_times.push(TierTime {
+                tier: tier.name.to_owned(),
+                elapsed_ms: run.elapsed_ms,
+            });
+        }
+        report.checks.extend(run.checks);
+    }
+}
+
+/// Runs one tier and says how it went.
+fn timed(tier: &Tier, files: &Files, report: &mut Report, visible: bool) -> TierRun {
+    let started = Instant::now();
+    let log = files.logs.join(format!("{}.log", tier.name));
+    let checks = run_tier(tier, &log, files, report, visible);
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    eprintln!(
+        "  {}: {} checks, {} failed, {:.1}s",
+        tier.name,
+        checks.len(),
+        failed,
+        elapsed_ms as f64 / 1000.0
+    );
+    TierRun { checks, elapsed_ms }
+}
+
+/// Waits for a background tier; a panic in it becomes a failed check, not a lost tier.
+fn join(handle: std::thread::ScopedJoinHandle<'_, TierRun>, tier: &str) -> TierRun {
+    eprintln!("  waiting for the background tier {tier}");
+    handle.join().unwrap_or_else(|_| TierRun {
+        checks: vec![Check {
+            name: format!("{tier}/run"),
+            tier: tier.to_owned(),
+            status: Status::Fail,
+            elapsed_ms: 0,
+            detail: "the gate's thread running this tier panicked".to_owned(),
+        }],
+        elapsed_ms: 0,
+    })
+}
+
+/// Reads the evidence and loom report the tests wrote and judges the zoo with them.
+fn judge_zoo(files: &Files, skipped: &[String], report: &mut Report) {
+    let mut findings =
+        quota_evidence::read(&std::fs::read_to_string(&files.evidence).unwrap_or_default())
+            .unwrap_or_else(|e| {
+                report.checks.push(Check {
+                    name: "zoo/evidence".to_owned(),
+                    tier: tiers::ZOO.to_owned(),
+                    status: Status::Fail,
+                    elapsed_ms: 0,
+                    detail: format!("{}: {e}", files.evidence.display()),
+                });
+                Vec::new()
+            });
+    let loom_lines =
+        zoo::read_loom(&std::fs::read_to_string(&files.loom_report).unwrap_or_default());
+    findings.extend(zoo::loom_findings(&loom_lines));
+    report.loom = zoo::loom_models(&loom_lines);
+    let (entries, zoo_checks) = zoo::judge(&findings, skipped);
+    report.zoo = entries;
+    report.checks.extend(zoo_checks);
+}
+
+fn print_summary(report: &Report, out: &Path) {
+    println!("\n{}", output::table(report));
+    println!("zoo:\n{}", output::zoo_table(report));
+    for check in report.checks.iter().filter(|c| c.status == Status::Fail) {
+        println!("FAILED {} ({})", check.name, check.tier);
+        for line in nextest::last_lines(&check.detail, 25).lines() {
+            println!("    {line}");
+        }
+    }
+    println!(
+        "gate {}: reports in {} (report.json, junit.xml, summary.md)",
+        if report.passed() { "PASSED" } else { "FAILED" },
+        out.display()
+    );
+}
+
 fn run_tier(
     tier: &Tier,
     log: &Path,
-    evidence: &Path,
-    loom_report: &Path,
-    out: &Path,
+    files: &Files,
     report: &mut Report,
+    visible: bool,
 ) -> Vec<Check> {
     if tier.needs_emulator
         && let Err(detail) = set_up_emulator(log)
@@ -269,11 +360,11 @@ fn run_tier(
     }
     let env_evidence = (
         quota_evidence::ENV.to_owned(),
-        evidence.display().to_string(),
+        files.evidence.display().to_string(),
     );
     let invocation = match tier.runner {
         Runner::Bench => {
-            let (check, figures) = bench::run(out, log);
+            let (check, figures) = bench::run(&files.out, log);
             let probe = probe::run(&figures, log);
             report.benchmarks = figures;
             return vec![check, probe];
@@ -285,6 +376,7 @@ fn run_tier(
                 .to_vec(),
             run_args: Vec::new(),
             env: vec![env_evidence],
+            visible,
         },
         // As scripts/loom: release, --cfg loom only for this crate's build, its own target
         // dir, one model at a time (two at once on 2 cores is slower, not faster).
@@ -307,9 +399,10 @@ fn run_tier(
                 ("RUSTFLAGS".to_owned(), "--cfg loom".to_owned()),
                 (
                     "QUOTA_LOOM_REPORT".to_owned(),
-                    loom_report.display().to_string(),
+                    files.loom_report.display().to_string(),
                 ),
             ],
+            visible,
         },
     };
     nextest::run(&invocation, log).checks

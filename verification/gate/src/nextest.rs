@@ -22,6 +22,9 @@ pub struct Invocation {
     pub run_args: Vec<String>,
     /// Environment for the build and the tests.
     pub env: Vec<(String, String)>,
+    /// Whether to draw a spinner and a progress bar (not for a tier run in the background,
+    /// whose bars would fight the foreground tier's).
+    pub visible: bool,
 }
 
 /// What running the invocation produced.
@@ -33,7 +36,12 @@ pub struct Outcome {
 
 /// Lists, then runs, the tests; `log` receives nextest's and cargo's own output.
 pub fn run(invocation: &Invocation, log: &Path) -> Outcome {
-    let spinner = ProgressBar::new_spinner().with_style(
+    let spinner = if invocation.visible {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    let spinner = spinner.with_style(
         ProgressStyle::with_template("  {spinner} {msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
@@ -124,7 +132,12 @@ fn list(invocation: &Invocation, log: &Path, spinner: &ProgressBar) -> Result<us
 
 fn execute(invocation: &Invocation, log: &Path, expected: usize) -> Outcome {
     let tier = invocation.tier;
-    let bar = ProgressBar::new(expected as u64).with_style(
+    let bar = if invocation.visible {
+        ProgressBar::new(expected as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    let bar = bar.with_style(
         ProgressStyle::with_template("  {msg:<16} [{bar:30}] {pos}/{len} [{elapsed}] {prefix}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),

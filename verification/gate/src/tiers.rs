@@ -26,6 +26,10 @@ pub struct Tier {
     pub runner: Runner,
     /// Whether it needs the container engine and emulator image (`scripts/dynamodb-setup`).
     pub needs_emulator: bool,
+    /// Whether it runs in the background beside the emulator tiers that follow it: it keeps
+    /// one core busy, they mostly wait on the emulator. Joined before the next tier that
+    /// does not need the emulator.
+    pub beside_emulator: bool,
 }
 
 /// Every tier, in the order they run. The zoo and baseline tiers are derived from these
@@ -38,6 +42,7 @@ pub const TIERS: &[Tier] = &[
             filter: "not (package(quota-harness) | package(quota-dynamodb-tests) | (package(quota-verify) & binary(fleet)))",
         },
         needs_emulator: false,
+        beside_emulator: false,
     },
     Tier {
         name: "lost-update",
@@ -46,6 +51,7 @@ pub const TIERS: &[Tier] = &[
             filter: "package(quota-harness) & (binary(lost_update) | binary(admission) | binary(schedulers))",
         },
         needs_emulator: false,
+        beside_emulator: false,
     },
     Tier {
         name: "linearizability",
@@ -54,12 +60,14 @@ pub const TIERS: &[Tier] = &[
             filter: "package(quota-harness) & not (binary(lost_update) | binary(admission) | binary(schedulers))",
         },
         needs_emulator: false,
+        beside_emulator: false,
     },
     Tier {
         name: "loom",
         about: "exhaustive (or bounded) loom models of the read-modify-write and sync protocol",
         runner: Runner::Loom,
         needs_emulator: false,
+        beside_emulator: true,
     },
     Tier {
         name: "dynamodb",
@@ -68,6 +76,7 @@ pub const TIERS: &[Tier] = &[
             filter: "package(quota-dynamodb-tests)",
         },
         needs_emulator: true,
+        beside_emulator: false,
     },
     Tier {
         name: "fleet",
@@ -76,12 +85,14 @@ pub const TIERS: &[Tier] = &[
             filter: "package(quota-verify) & binary(fleet)",
         },
         needs_emulator: true,
+        beside_emulator: false,
     },
     Tier {
         name: "bench",
         about: "quick benchmarks; figures compared with the baseline",
         runner: Runner::Bench,
         needs_emulator: false,
+        beside_emulator: false,
     },
 ];
 

@@ -99,10 +99,7 @@ pub(crate) fn decide<I, O>(ops: &[&Operation<I, O>], accesses: &[Access]) -> Opt
         c.first_return = c.first_return.min(ret(ops[k]));
         c.last_call = c.last_call.max(call(ops[k]));
     }
-    let mut forward: Vec<usize> = (0..clusters.len())
-        .filter(|&c| clusters[c].forward())
-        .collect();
-    forward.sort_by_key(|&c| clusters[c].first_return);
+    let forward = forward_zones(&clusters);
     for pair in forward.windows(2) {
         let (a, b) = (&clusters[pair[0]], &clusters[pair[1]]);
         if b.first_return < a.last_call {
@@ -122,6 +119,15 @@ pub(crate) fn decide<I, O>(ops: &[&Operation<I, O>], accesses: &[Access]) -> Opt
         }
     }
     Some(Decided::Linearizable(order(&clusters, &forward, ops, None)))
+}
+
+/// The clusters with a forward zone, by the zone's start.
+fn forward_zones(clusters: &[Cluster]) -> Vec<usize> {
+    let mut forward: Vec<usize> = (0..clusters.len())
+        .filter(|&c| clusters[c].forward())
+        .collect();
+    forward.sort_by_key(|&c| clusters[c].first_return);
+    forward
 }
 
 /// The forward zone (of the sorted, disjoint `forward`) whose open interval holds the
@@ -145,10 +151,7 @@ fn first_returning<I, O>(ops: &[&Operation<I, O>], cluster: &Cluster) -> usize {
 /// Not linearizable at `op`: the prefix is what a linearization of the other clusters
 /// places before `op` was called.
 fn stuck<I, O>(ops: &[&Operation<I, O>], clusters: &[Cluster], op: usize) -> Decided {
-    let mut forward: Vec<usize> = (0..clusters.len())
-        .filter(|&c| clusters[c].forward())
-        .collect();
-    forward.sort_by_key(|&c| clusters[c].first_return);
+    let forward = forward_zones(clusters);
     Decided::NotLinearizable {
         prefix: order(clusters, &forward, ops, Some(call(ops[op]))),
         stuck: op,

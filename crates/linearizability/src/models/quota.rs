@@ -212,6 +212,14 @@ fn admit(used: u64, count: u64, ceiling: Option<u64>, outcome: &Outcome<QuotaOut
 }
 
 /// A refund of `count` at `used`: cannot give back more than is used.
+/// Whether a read's `remaining` (if reported) is what `limit` (if known) leaves after `used`.
+fn remaining_fits(remaining: Option<u64>, limit: Option<u64>, used: u64) -> bool {
+    match (remaining, limit) {
+        (Some(r), Some(l)) => r == l.saturating_sub(used),
+        _ => true,
+    }
+}
+
 fn refund(used: u64, count: u64, outcome: &Outcome<QuotaOutput>) -> Next<u64> {
     let after = used.checked_sub(count);
     match (outcome, after) {
@@ -250,11 +258,7 @@ impl Model for Quota {
                 None => Next::Impossible,
             },
             (QuotaOp::Read { .. }, Outcome::Ok(QuotaOutput::Usage { used: u, remaining })) => {
-                let remaining_ok = match (remaining, limit) {
-                    (Some(r), Some(l)) => *r == l.saturating_sub(*u),
-                    _ => true,
-                };
-                Next::when(*u == used && remaining_ok, || used)
+                Next::when(*u == used && remaining_fits(*remaining, limit, *u), || used)
             }
             (QuotaOp::CanCall { .. }, Outcome::Ok(QuotaOutput::CanCall(answer))) => {
                 Next::when(ceiling.is_none_or(|c| *answer == (used < c)), || used)
@@ -322,11 +326,7 @@ impl Model for Quota {
                 }
             }
             (QuotaOp::Read { .. }, QuotaOutput::Usage { used, remaining }) => {
-                let remaining_ok = match (remaining, limit) {
-                    (Some(r), Some(l)) => *r == l.saturating_sub(*used),
-                    _ => true,
-                };
-                if remaining_ok {
+                if remaining_fits(*remaining, limit, *used) {
                     Pin::At {
                         from: *used,
                         to: *used,

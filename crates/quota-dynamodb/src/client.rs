@@ -23,7 +23,13 @@ impl DynamoConfig {
     /// From the environment: `QUOTA_DYNAMODB_TABLE` (default `quota-tracker`),
     /// `QUOTA_DYNAMODB_ENDPOINT` (default: AWS), `AWS_REGION` (default `us-east-1`).
     pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// As [`DynamoConfig::from_env`], the variables read through `lookup`; one set to
+    /// nothing but blanks counts as unset.
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         Self {
             table: var("QUOTA_DYNAMODB_TABLE").unwrap_or_else(|| "quota-tracker".to_owned()),
             endpoint: var("QUOTA_DYNAMODB_ENDPOINT"),
@@ -68,4 +74,26 @@ pub async fn client_config(config: &DynamoConfig) -> aws_sdk_dynamodb::config::B
         }
     }
     aws_sdk_dynamodb::config::Builder::from(&loader.load().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_set_win_and_blank_ones_count_as_unset() {
+        let set = DynamoConfig::from_vars(|name| match name {
+            "QUOTA_DYNAMODB_TABLE" => Some("quotas".to_owned()),
+            "QUOTA_DYNAMODB_ENDPOINT" => Some("http://127.0.0.1:4567".to_owned()),
+            "AWS_REGION" => Some("eu-west-1".to_owned()),
+            _ => None,
+        });
+        assert_eq!(set.table, "quotas");
+        assert_eq!(set.endpoint.as_deref(), Some("http://127.0.0.1:4567"));
+        assert_eq!(set.region, "eu-west-1");
+        let blank = DynamoConfig::from_vars(|_| Some("  ".to_owned()));
+        assert_eq!(blank.table, "quota-tracker");
+        assert_eq!(blank.endpoint, None);
+        assert_eq!(blank.region, "us-east-1");
+    }
 }

@@ -313,6 +313,69 @@ mod tests {
     }
 
     #[test]
+    fn a_day_item_expires_a_week_after_its_last_write() {
+        let at = Timestamp(1_764_590_400_123); // 2025-12-01T12:00:00.123Z
+        let [(updated, when), (ttl, expires), (entity, kind)] = stamps(at);
+        assert_eq!(
+            (updated, when.as_s().map(String::as_str)),
+            (UPDATED_AT, Ok("2025-12-01T12:00:00.123Z"))
+        );
+        let expires: i64 = expires.as_n().expect("number").parse().expect("integer");
+        assert_eq!((ttl, expires), (TTL, 1_764_590_400 + 7 * 24 * 3600));
+        assert_eq!(
+            (entity, kind.as_s().map(String::as_str)),
+            (ENTITY_TYPE, Ok(ENTITY))
+        );
+    }
+
+    #[test]
+    fn every_unreadable_kind_is_named_and_long_text_cut_short() {
+        let day = UtcDay::from_ymd(2026, 12, 1).expect("valid");
+        let blob = || aws_sdk_dynamodb::primitives::Blob::new(vec![1u8]);
+        let n = |text: &str| AttributeValue::N(text.to_owned());
+        for (value, says) in [
+            (AttributeValue::B(blob()), "(binary)"),
+            (AttributeValue::Bs(vec![blob()]), "(binary set)"),
+            (AttributeValue::M(HashMap::new()), "(map)"),
+            (AttributeValue::Ns(vec!["1".to_owned()]), "(number set)"),
+            (AttributeValue::Ss(vec!["1".to_owned()]), "(string set)"),
+            // Zero written with a sign or a point is a zero, not a count below it.
+            (n("-0"), "(not written as a plain whole number)"),
+            (n("0.0"), "(not written as a plain whole number)"),
+            (
+                AttributeValue::S("x".repeat(41)),
+                &format!("\"{}\"...", "x".repeat(40)),
+            ),
+            (
+                AttributeValue::S("y".repeat(40)),
+                &format!("\"{}\":", "y".repeat(40)),
+            ),
+        ] {
+            let item = HashMap::from([("finnhub_used".to_owned(), value)]);
+            let text = decode_day(day, &item).expect_err("unreadable").to_string();
+            assert!(text.contains(says), "{text} does not say {says}");
+        }
+    }
+
+    #[test]
+    fn window_and_lease_counts_are_read_not_assumed() {
+        let at = Timestamp(1_764_590_400_000);
+        let key = WindowKey {
+            service: "finnhub".to_owned(),
+            window: Window::containing(quota_tracker::Period::Minute, at),
+        };
+        let item = |attribute: &str, n: &str| {
+            HashMap::from([(attribute.to_owned(), AttributeValue::N(n.to_owned()))])
+        };
+        let window = |item| decode_window(&key, &item).map(|w| w.used);
+        assert_eq!(window(item(WINDOW_USED, "17")), Ok(17));
+        assert_eq!(window(HashMap::new()), Ok(0));
+        assert_eq!(granted(&item(LEASE_GRANTED, "250")), Ok(250));
+        assert_eq!(granted(&HashMap::new()), Ok(0));
+        assert!(granted(&item(LEASE_GRANTED, "-1")).is_err());
+    }
+
+    #[test]
     fn window_items_have_their_own_keys_and_outlive_their_window() {
         let day = UtcDay::from_ymd(2026, 12, 1).expect("valid");
         let at = Timestamp(day.start().0 + 12 * 3_600_000 + 34 * 60_000 + 59_999);

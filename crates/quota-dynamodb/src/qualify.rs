@@ -370,6 +370,34 @@ mod tests {
     }
 
     #[test]
+    fn each_verdict_says_what_it_means() {
+        for (verdict, says) in [
+            (Verdict::Ok, "nothing lost, doubled or non-atomic"),
+            (Verdict::NonAtomic, "NOT SERIALISED"),
+            (Verdict::Doubled, "BEYOND those acknowledged"),
+            (Verdict::Lost, "MISSING"),
+        ] {
+            assert!(
+                verdict.meaning().contains(says),
+                "{verdict}: {}",
+                verdict.meaning()
+            );
+        }
+    }
+
+    #[test]
+    fn counters_are_read_as_numbers_or_not_at_all() {
+        let item = HashMap::from([
+            ("n".to_owned(), AttributeValue::N("42".to_owned())),
+            ("s".to_owned(), AttributeValue::S("42".to_owned())),
+        ]);
+        assert_eq!(read_number(Some(&item), "n"), Some(42));
+        assert_eq!(read_number(Some(&item), "s"), None);
+        assert_eq!(read_number(Some(&item), "missing"), None);
+        assert_eq!(read_number(None, "n"), None);
+    }
+
+    #[test]
     fn nothing_found_is_ok() {
         let findings = Findings::default();
         assert_eq!(findings.verdict(), Verdict::Ok);

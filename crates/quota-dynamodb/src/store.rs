@@ -43,6 +43,18 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1`: uniform in `[0, base · 2^attempt)`, capped at
+    /// `max_delay` (full jitter, so instances that failed together do not retry together).
+    pub(crate) fn backoff(&self, attempt: u32, seed: &mut u64) -> Duration {
+        let exponential = self
+            .base_delay
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_delay);
+        jitter(exponential, seed)
+    }
+}
+
 /// What a failed request means.
 pub(crate) enum Failure {
     /// The condition failed: this batch already landed on this item.
@@ -354,7 +366,7 @@ impl DynamoStore {
         let mut last = None;
         for attempt in 0..self.retry.attempts.max(1) {
             if attempt > 0 {
-                tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
+                tokio::time::sleep(self.retry.backoff(attempt, &mut seed)).await;
             }
             let [pk, sk] = key.clone();
             let result = self
@@ -379,15 +391,6 @@ impl DynamoStore {
             "load",
             last.unwrap_or_default(),
         ))
-    }
-
-    pub(crate) fn backoff(&self, attempt: u32, seed: &mut u64) -> Duration {
-        let exponential = self
-            .retry
-            .base_delay
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.retry.max_delay);
-        jitter(exponential, seed)
     }
 
     /// Adds the batch's deltas, one conditional `UpdateItem` per day. Returns the latest
@@ -604,7 +607,7 @@ impl DynamoStore {
         let mut last = String::new();
         for attempt in 0..self.retry.attempts.max(1) {
             if attempt > 0 {
-                tokio::time::sleep(self.backoff(attempt, &mut seed)).await;
+                tokio::time::sleep(self.retry.backoff(attempt, &mut seed)).await;
             }
             match send().await {
                 Ok(output) => return Ok(Sent::Answered(output)),
@@ -863,5 +866,57 @@ impl AsyncStore for DynamoStore {
 
     async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
         DynamoStore::grant_lease(self, request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_is_marsaglias_xorshift64_within_its_bound() {
+        // xorshift64 with the (13, 7, 17) triple: full period, and from 1 it first gives
+        // 1082269761.
+        let mut seed = 1;
+        let bound = Duration::from_secs(1);
+        assert_eq!(
+            jitter(bound, &mut seed),
+            Duration::from_nanos(1082269761 % 1_000_000_000)
+        );
+        assert_eq!(seed, 1082269761);
+        let draws: Vec<Duration> = (0..2_000).map(|_| jitter(bound, &mut seed)).collect();
+        assert!(
+            draws.iter().all(|d| *d < bound),
+            "a draw at or past its bound"
+        );
+        let low = draws.iter().filter(|d| **d < bound / 10).count();
+        let high = draws.iter().filter(|d| **d >= bound * 9 / 10).count();
+        assert!(
+            (100..300).contains(&low) && (100..300).contains(&high),
+            "{low} low, {high} high"
+        );
+        let mut none = 0;
+        assert_eq!(jitter(Duration::ZERO, &mut none), Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_doubles_per_attempt_up_to_the_cap() {
+        let retry = RetryPolicy {
+            attempts: 8,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(300),
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        for (attempt, bound) in [(0, 10), (1, 20), (3, 80), (5, 300), (40, 300)] {
+            let bound = Duration::from_millis(bound);
+            let waits: Vec<Duration> = (0..200)
+                .map(|_| retry.backoff(attempt, &mut seed))
+                .collect();
+            let longest = waits.iter().max().copied().unwrap_or_default();
+            assert!(
+                longest < bound && longest >= bound * 3 / 4,
+                "attempt {attempt}: longest wait {longest:?}, bound {bound:?}"
+            );
+        }
     }
 }

@@ -288,3 +288,29 @@ fn entering_the_reduced_rate_warns_once_and_leaving_it_does_not_warn() {
     assert!(!t.tracker().reduced_rate());
     assert_eq!(restored, 0, "leaving the mode is news, not a warning");
 }
+
+#[test]
+fn a_reservation_says_how_many_calls_it_holds_and_refunds_only_where_it_was_made() {
+    let clock = clock();
+    let here = synced(&clock, QuotaConfig::default());
+    let there = synced(&clock, QuotaConfig::default());
+    let sendgrid = here.tracker().service("sendgrid").expect("configured");
+    let reservation = here
+        .admit(sendgrid, 3)
+        .expect("valid")
+        .reservation
+        .expect("admitted");
+    assert_eq!(reservation.count(), 3);
+    there.admit(sendgrid, 4).expect("valid");
+    // The same service, day and window in another tracker: not its reservation to refund.
+    let refused = there.refund(reservation);
+    assert!(
+        matches!(
+            refused,
+            Err(quota_tracker::QuotaError::RefundWithoutReservation { count: 3, .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(there.tracker().usage(sendgrid).map(|u| u.used()), Ok(4));
+    assert_eq!(here.tracker().usage(sendgrid).map(|u| u.used()), Ok(3));
+}

@@ -197,3 +197,71 @@ impl SyncCycle {
         SyncStep::Sync
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StoreError, StoreErrorKind};
+
+    const APPLIED: SyncReport = SyncReport::Applied { seq: 1, calls: 1 };
+
+    /// The steps of one cycle fed `reports` in turn (each sync takes the next), and totals.
+    fn steps(stopping: bool, reports: &[SyncReport], reload_due: bool) -> (Vec<SyncStep>, Totals) {
+        let (mut cycle, mut totals) = (SyncCycle::new(stopping), Totals::default());
+        let mut reports = reports.iter();
+        let mut step = SyncStep::Sync;
+        let mut seen = vec![step];
+        while step != SyncStep::Done && seen.len() < 20 {
+            step = match step {
+                SyncStep::Sync => {
+                    let report = reports.next().unwrap_or(&SyncReport::NothingPending);
+                    cycle.after_sync(report, || reload_due, &mut totals)
+                }
+                SyncStep::Reload => cycle.after_reload(&ReloadReport::Loaded, &mut totals),
+                SyncStep::Done => break,
+            };
+            seen.push(step);
+        }
+        (seen, totals)
+    }
+
+    #[test]
+    fn a_period_syncs_then_reloads_only_when_asked_to() {
+        use SyncStep::{Done, Reload, Sync};
+        let (seen, totals) = steps(false, &[APPLIED], false);
+        assert_eq!(
+            (seen, totals.applied, totals.reloads),
+            (vec![Sync, Done], 1, 0)
+        );
+        let (seen, totals) = steps(false, &[APPLIED], true);
+        assert_eq!(
+            (seen, totals.applied, totals.reloads),
+            (vec![Sync, Reload, Done], 1, 1)
+        );
+        // Nothing pending: reload to see other instances (but not on the way out).
+        let (seen, totals) = steps(false, &[SyncReport::NothingPending], false);
+        assert_eq!((seen, totals.reloads), (vec![Sync, Reload, Done], 1));
+        let (seen, _) = steps(true, &[SyncReport::NothingPending], true);
+        assert_eq!(seen, vec![Sync, Done]);
+        let failed = SyncReport::Failed(StoreError::new(
+            StoreErrorKind::Unavailable,
+            "apply",
+            "down",
+        ));
+        let (seen, totals) = steps(false, &[failed], true);
+        assert_eq!(
+            (seen, totals.failed, totals.applied),
+            (vec![Sync, Done], 1, 0)
+        );
+    }
+
+    #[test]
+    fn on_the_way_out_it_syncs_up_to_four_times_while_batches_land() {
+        use SyncStep::{Done, Sync};
+        let (seen, totals) = steps(true, &[APPLIED; 10], true);
+        assert_eq!(seen, vec![Sync, Sync, Sync, Sync, Done]);
+        assert_eq!((totals.applied, totals.reloads), (4, 0));
+        let (seen, totals) = steps(true, &[APPLIED, SyncReport::NothingPending], true);
+        assert_eq!((seen, totals.applied), (vec![Sync, Sync, Done], 1));
+    }
+}

@@ -195,3 +195,21 @@ fn crossing_the_critical_threshold_warns_once() {
         "past it: no more"
     );
 }
+
+#[test]
+fn a_batch_hands_out_its_deltas_as_one_pending_value() {
+    let clock = Arc::new(ManualClock::new(Timestamp(
+        UtcDay::from_ymd(2026, 12, 1).expect("valid").start().0 + 60_000,
+    )));
+    let tracker: Tracker = Tracker::new(one_minute_service(), clock);
+    let api = tracker.service("api").expect("configured");
+    tracker.record_call(api, 3).expect("valid");
+    let batch = tracker.begin_sync().expect("nothing in flight");
+    let pending = batch.pending();
+    assert_eq!(
+        (&pending.days, &pending.windows, &pending.returns),
+        (&batch.days, &batch.windows, &batch.returns)
+    );
+    assert_eq!(pending.days.iter().map(|d| d.total()).sum::<i64>(), 3);
+    assert_eq!(pending.windows.len(), 1, "the minute window's item");
+}

@@ -141,6 +141,24 @@ fn stopping_syncs_what_was_recorded() {
 }
 
 #[test]
+fn dropping_the_handle_syncs_what_was_recorded_too() {
+    let t = synced("dropped", MemoryStore::new());
+    let syncer = BackgroundSync::start(Arc::clone(&t), Duration::from_secs(3_600));
+    let service = t.tracker().service("sendgrid").expect("configured");
+    for _ in 0..7 {
+        t.tracker().record_call(service, 1).expect("recorded");
+    }
+    drop(syncer);
+    let day = t.tracker().state().day();
+    assert_eq!(
+        t.store().total(day),
+        7,
+        "the drop's last sync wrote nothing"
+    );
+    assert!(t.tracker().unsynced().is_empty());
+}
+
+#[test]
 fn with_nothing_pending_it_reloads_and_sees_other_instances() {
     let store = Arc::new(MemoryStore::new());
     let other = synced("other", Arc::clone(&store));

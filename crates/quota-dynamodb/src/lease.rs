@@ -79,7 +79,7 @@ impl DynamoStore {
             names,
             values,
         } = Update::add("#granted :want", names, values, Vec::new(), stamps);
-        let seed = self.clock.now().0 as u64 | 1;
+        let seed = crate::store::jitter_seed(self.clock.now(), 0);
         let sent = self
             .send_retrying("grant", seed, || {
                 let [pk, sk] = lease_key(&request.key.service, request.key.window);

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
 };
 use quota_tracker::{
     AsyncStore, Clock, DayDeltas, LeaseRequest, Store, StoreError, StoreErrorKind, StoredDay,
-    StoredWindow, SyncBatch, UtcDay, Window, WindowKey,
+    StoredWindow, SyncBatch, Timestamp, UtcDay, Window, WindowKey,
 };
 
 use crate::client::{DynamoConfig, connect};
@@ -130,6 +130,12 @@ fn jitter(bound: Duration, seed: &mut u64) -> Duration {
     *seed ^= *seed << 17;
     let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX).max(1);
     Duration::from_nanos(*seed % nanos)
+}
+
+/// A seed for [`jitter`] from the time and `salt` (a batch's sequence, so two batches
+/// retrying at one instant do not back off in step); never 0, which xorshift never leaves.
+pub(crate) fn jitter_seed(now: Timestamp, salt: u64) -> u64 {
+    (now.0 as u64 ^ salt) | 1
 }
 
 /// The async DynamoDB store.
@@ -362,7 +368,7 @@ impl DynamoStore {
         &self,
         key: [(String, AttributeValue); 2],
     ) -> Result<Option<Item>, StoreError> {
-        let mut seed = self.clock.now().0 as u64 | 1;
+        let mut seed = jitter_seed(self.clock.now(), 0);
         let mut last = None;
         for attempt in 0..self.retry.attempts.max(1) {
             if attempt > 0 {
@@ -561,7 +567,7 @@ impl DynamoStore {
         names.insert("#seq".to_owned(), seq_attribute(&batch.instance));
         values.insert(":seq".to_owned(), number(batch.seq));
         let expression = format!("{expression}, #seq = :seq");
-        let seed = (self.clock.now().0 as u64) ^ batch.seq.rotate_left(17) | 1;
+        let seed = jitter_seed(self.clock.now(), batch.seq.rotate_left(17));
         let sent = self
             .send_retrying("apply", seed, || {
                 let [pk, sk] = key.clone();
@@ -897,6 +903,21 @@ mod tests {
         );
         let mut none = 0;
         assert_eq!(jitter(Duration::ZERO, &mut none), Duration::ZERO);
+    }
+
+    #[test]
+    fn seeds_are_never_zero_and_differ_per_salt() {
+        for (now, salt) in [(0, 0), (1, 0), (2, 0), (1 << 40, 1 << 40), (-1, u64::MAX)] {
+            assert_ne!(jitter_seed(Timestamp(now), salt), 0, "{now} {salt}");
+        }
+        let now = Timestamp(3 << 17);
+        let seeds: Vec<u64> = (1..=4u64)
+            .map(|seq| jitter_seed(now, seq.rotate_left(17)))
+            .collect();
+        let mut distinct = seeds.clone();
+        distinct.dedup();
+        assert_eq!(distinct, seeds, "two batches share a seed");
+        assert_ne!(jitter_seed(Timestamp(10), 0), jitter_seed(Timestamp(12), 0));
     }
 
     #[test]

@@ -906,6 +906,16 @@ mod tests {
     }
 
     #[test]
+    fn a_store_names_its_table() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let clock = Arc::new(quota_tracker::ManualClock::new(Timestamp(0)));
+        let store = DynamoStore::new(Client::from_conf(config), "quotas-eu", clock);
+        assert_eq!(store.table(), "quotas-eu");
+    }
+
+    #[test]
     fn seeds_are_never_zero_and_differ_per_salt() {
         for (now, salt) in [(0, 0), (1, 0), (2, 0), (1 << 40, 1 << 40), (-1, u64::MAX)] {
             assert_ne!(jitter_seed(Timestamp(now), salt), 0, "{now} {salt}");

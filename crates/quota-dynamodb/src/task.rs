@@ -115,3 +115,99 @@ async fn run<S: AsyncStore, B: Backend>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quota_tracker::{
+        LeaseRequest, ManualClock, MemoryStore, QuotaConfig, Store, StoreError, StoredDay,
+        StoredWindow, SyncBatch, Timestamp, Tracker, TrackerOptions, UtcDay, WindowKey,
+    };
+
+    /// The in-memory store as futures: the task's schedule without the emulator (which
+    /// `verification/dynamodb/tests/async_driver.rs` runs it against).
+    struct Memory(Arc<MemoryStore>);
+
+    impl AsyncStore for Memory {
+        async fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+            self.0.load_day(day)
+        }
+        async fn load_windows(
+            &self,
+            windows: &[WindowKey],
+        ) -> Result<Vec<StoredWindow>, StoreError> {
+            self.0.load_windows(windows)
+        }
+        async fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+            self.0.apply_batch(batch)
+        }
+        async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+            self.0.grant_lease(request)
+        }
+    }
+
+    fn day() -> UtcDay {
+        UtcDay::from_ymd(2026, 12, 1).expect("valid")
+    }
+
+    /// A tracker with 5 calls recorded on tiingo, not yet synced, and its store.
+    fn recorded() -> (Arc<AsyncSyncedTracker<Memory>>, Arc<MemoryStore>) {
+        let clock = Arc::new(ManualClock::new(Timestamp(day().start().0 + 3_600_000)));
+        let options = TrackerOptions {
+            instance: "task".into(),
+            ..TrackerOptions::default()
+        };
+        let tracker = Tracker::with_options(QuotaConfig::default(), clock, options);
+        let store = Arc::new(MemoryStore::new());
+        let synced = Arc::new(AsyncSyncedTracker::new(tracker, Memory(Arc::clone(&store))));
+        let tiingo = synced.tracker().service("tiingo").expect("configured");
+        synced.tracker().record_call(tiingo, 5).expect("recorded");
+        (synced, store)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn shutdown_flushes_and_reports_what_the_task_did() {
+        let (synced, store) = recorded();
+        let totals = runtime().block_on(async {
+            let task = SyncTask::spawn(Arc::clone(&synced), Duration::from_secs(3_600))
+                .expect("inside a runtime");
+            task.shutdown().await
+        });
+        assert_eq!(totals.applied, 1, "{totals:?}");
+        assert_eq!(store.total(day()), 5);
+    }
+
+    #[test]
+    fn a_task_dropped_without_shutdown_still_flushes_while_the_runtime_runs() {
+        let (synced, store) = recorded();
+        runtime().block_on(async {
+            drop(SyncTask::spawn(
+                Arc::clone(&synced),
+                Duration::from_secs(3_600),
+            ));
+            for _ in 0..200 {
+                if store.total(day()) == 5 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            panic!("nothing flushed a second after the drop");
+        });
+    }
+
+    #[test]
+    fn spawning_outside_a_runtime_is_an_error_not_a_panic() {
+        let (synced, _) = recorded();
+        assert!(matches!(
+            SyncTask::spawn(synced, Duration::from_secs(1)),
+            Err(NoRuntime)
+        ));
+    }
+}

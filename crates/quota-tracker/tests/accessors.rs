@@ -81,6 +81,8 @@ fn days_parse_only_in_iso_form() {
     );
     for bad in [
         "2026x12x02",
+        "2026-12x02",
+        "2026x12-02",
         "2026-12",
         "2026",
         "",

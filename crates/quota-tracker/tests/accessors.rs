@@ -215,3 +215,14 @@ fn a_batch_hands_out_its_deltas_as_one_pending_value() {
     assert_eq!(pending.days.iter().map(|d| d.total()).sum::<i64>(), 3);
     assert_eq!(pending.windows.len(), 1, "the minute window's item");
 }
+
+#[test]
+fn errors_name_the_service() {
+    let tracker: Tracker = Tracker::new(one_minute_service(), Arc::new(SystemClock));
+    let api = tracker.service("api").expect("configured");
+    let zero = tracker.record_call(api, 0).expect_err("a count of zero");
+    assert!(zero.to_string().contains("api"), "{zero}");
+    tracker.record_call(api, 1).expect("valid");
+    let overflow = tracker.record_call(api, u64::MAX).expect_err("overflow");
+    assert!(overflow.to_string().contains("api"), "{overflow}");
+}

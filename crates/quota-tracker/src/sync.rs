@@ -310,6 +310,15 @@ mod tests {
     }
 
     #[test]
+    fn the_std_backend_says_it_does_not_track_rather_than_a_count() {
+        let lock: CacheLock<StdBackend, u32> = CacheLock::new(0);
+        let _guard = lock.lock();
+        assert_eq!(StdBackend::cache_locks_held(), None);
+        assert_eq!(cache_lock_held::<StdBackend>(), None);
+        assert_cache_lock_not_held::<StdBackend>("store write (not checked)");
+    }
+
+    #[test]
     #[should_panic(expected = "invariant violated: no I/O under the cache lock (store write")]
     fn store_io_under_the_cache_lock_is_caught() {
         let lock: CacheLock<ParkingLotBackend, u32> = CacheLock::new(0);

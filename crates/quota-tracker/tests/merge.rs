@@ -149,3 +149,38 @@ fn fresh_counters_stand_for_a_reload_only_when_they_hold_every_current_window() 
         minute(c)
     )));
 }
+
+#[test]
+fn unsynced_windows_add_a_batch_in_doubt_to_what_is_pending_window_by_window() {
+    let (t, clock, api, mail) = tracker();
+    let first = minute(&clock);
+    t.record_call(api, 2).expect("valid");
+    let batch = t.begin_sync().expect("pending");
+    assert!(t.store_op_in_flight());
+    t.finish_sync(batch, SyncOutcome::Unknown);
+    assert!(!t.store_op_in_flight());
+    t.record_call(api, 3).expect("valid");
+    t.record_call(mail, 1).expect("valid");
+    clock.advance(60_000);
+    t.record_call(api, 4).expect("valid");
+    let windows: Vec<(ServiceId, Window, i64)> = t
+        .unsynced_windows()
+        .into_iter()
+        .map(|w| (w.service, w.window, w.delta))
+        .collect();
+    // mail's window is the day: its calls are in the day's deltas, not here.
+    assert_eq!(windows, vec![(api, first, 5), (api, minute(&clock), 4)]);
+    let days = t.unsynced();
+    assert_eq!(days.iter().map(|d| d.total()).sum::<i64>(), 10);
+}
+
+#[test]
+fn a_reload_is_due_at_first_and_not_again_until_the_interval_passes() {
+    let (t, clock, _, _) = tracker();
+    assert!(t.reload_due(), "never read");
+    reload(&t, StoredDay::new(day(), BTreeMap::new()));
+    assert!(!t.reload_due());
+    clock.advance(10_000); // a sixth of the shortest window (a minute)
+    assert!(t.reload_due());
+    assert_eq!(t.config().services()[1].name(), "mail");
+}

@@ -121,6 +121,7 @@ fn a_lease_with_nothing_admitted_is_still_given_back() {
     let (finnhub, _) = ids(&t);
     grant(&t, finnhub, 10);
     t.release_leases();
+    assert!(t.state().has_pending(), "returns alone are pending");
     // Returns alone make a batch: no call is pending, but the store must get its 10 back.
     let (returns, _) = returns(&t);
     assert_eq!(returns, vec![back(finnhub, window(&clock), 10)]);
@@ -194,4 +195,75 @@ fn the_ledger_remembers_four_windows_for_late_refunds() {
 fn a_policy_reads_back_its_block() {
     assert_eq!(LeasePolicy::new(10).expect("valid").block_percent(), 10);
     assert_eq!(LeasePolicy::new(37).expect("valid").block_percent(), 37);
+}
+
+#[test]
+fn a_fifth_window_forgets_the_first_and_its_late_refund_stays_granted() {
+    let (t, clock) = tracker(LeaseOutage::Closed);
+    let (finnhub, _) = ids(&t);
+    let first = window(&clock);
+    grant(&t, finnhub, 10);
+    let early = t
+        .admit(finnhub, 2)
+        .expect("valid")
+        .reservation
+        .expect("admitted");
+    for _ in 0..4 {
+        clock.advance(60_000);
+        grant(&t, finnhub, 10);
+    }
+    t.refund(early).expect("ours");
+    t.release_leases();
+    let (returns, _) = returns(&t);
+    let to_first: u64 = returns
+        .iter()
+        .filter(|r| r.window == first)
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(
+        to_first, 8,
+        "only the window's end; the late refund is not remembered"
+    );
+}
+
+#[test]
+fn late_refunds_never_give_back_more_than_was_granted() {
+    let (t, clock) = tracker(LeaseOutage::Open { allowance: 3 });
+    let (finnhub, _) = ids(&t);
+    let first = window(&clock);
+    let error = StoreError::new(StoreErrorKind::Unavailable, "grant", "down");
+    let request = t.begin_lease(finnhub).expect("a request");
+    assert_eq!(
+        t.finish_lease(&request, Err(&error)),
+        LeaseReport::Failed { allowance: 3 }
+    );
+    // Three calls on the allowance, which the store never granted.
+    let mut reservations: Vec<_> = (0..3)
+        .map(|_| {
+            t.admit(finnhub, 1)
+                .expect("valid")
+                .reservation
+                .expect("admitted")
+        })
+        .collect();
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    assert_eq!(grant(&t, finnhub, 10), LeaseReport::Granted(10));
+    reservations.extend((0..2).map(|_| {
+        t.admit(finnhub, 1)
+            .expect("valid")
+            .reservation
+            .expect("admitted")
+    }));
+    clock.advance(60_000);
+    for reservation in reservations {
+        t.refund(reservation).expect("ours");
+    }
+    t.release_leases();
+    let (returns, _) = returns(&t);
+    let to_first: u64 = returns
+        .iter()
+        .filter(|r| r.window == first)
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(to_first, 10, "all of the grant back, none of the allowance");
 }

@@ -184,3 +184,52 @@ fn a_reload_is_due_at_first_and_not_again_until_the_interval_passes() {
     assert!(t.reload_due());
     assert_eq!(t.config().services()[1].name(), "mail");
 }
+
+/// `api` and `feed`, both 1,000 a minute: their buckets share day and window.
+fn two_minute_services() -> (Tracker, Arc<ManualClock>, ServiceId, ServiceId) {
+    let config = QuotaConfig::new(vec![
+        ServiceConfig::new("api", 1_000, Period::Minute).expect("valid"),
+        ServiceConfig::new("feed", 1_000, Period::Minute).expect("valid"),
+    ])
+    .expect("valid");
+    // An hour before midnight, so a test can cross it.
+    let clock = Arc::new(ManualClock::new(Timestamp(
+        day().start().0 + 23 * 3_600_000,
+    )));
+    let t = Tracker::with_options(config, clock.clone(), TrackerOptions::default());
+    let (api, feed) = (
+        t.service("api").expect("configured"),
+        t.service("feed").expect("configured"),
+    );
+    (t, clock, api, feed)
+}
+
+fn windows_of(deltas: Vec<quota_tracker::WindowDelta>) -> Vec<(ServiceId, i64)> {
+    deltas.into_iter().map(|w| (w.service, w.delta)).collect()
+}
+
+#[test]
+fn services_sharing_a_window_keep_their_own_deltas() {
+    let (t, _, api, feed) = two_minute_services();
+    t.record_call(api, 2).expect("valid");
+    t.record_call(feed, 3).expect("valid");
+    let batch = t.begin_sync().expect("pending");
+    assert_eq!(windows_of(batch.windows.clone()), vec![(api, 2), (feed, 3)]);
+    t.finish_sync(batch, SyncOutcome::Unknown);
+    t.record_call(feed, 4).expect("valid");
+    // The batch in doubt (api 2, feed 3) and what came after (feed 4), window by window.
+    assert_eq!(windows_of(t.unsynced_windows()), vec![(api, 2), (feed, 7)]);
+}
+
+#[test]
+fn a_batch_in_doubt_stays_on_its_own_day_after_midnight() {
+    let (t, clock, api, _) = two_minute_services();
+    t.record_call(api, 2).expect("valid");
+    let batch = t.begin_sync().expect("pending");
+    t.finish_sync(batch, SyncOutcome::Unknown);
+    clock.advance(3_600_000);
+    t.record_call(api, 5).expect("valid");
+    let days: Vec<(UtcDay, i64)> = t.unsynced().iter().map(|d| (d.day, d.total())).collect();
+    let next = UtcDay::from_ymd(2026, 12, 2).expect("valid");
+    assert_eq!(days, vec![(day(), 2), (next, 5)]);
+}

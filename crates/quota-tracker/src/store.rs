@@ -425,3 +425,37 @@ fn below_zero(data: &MemoryData, batch: &SyncBatch) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "at most one sync in flight per instance (2 writes of instance a")]
+    fn a_second_write_of_an_instance_while_one_is_in_flight_is_caught() {
+        let store = MemoryStore::new();
+        let (a, b) = (Arc::from("a"), Arc::from("b"));
+        store.enter_write(&a);
+        store.enter_write(&b); // another instance's write may overlap
+        store.enter_write(&a);
+    }
+
+    #[test]
+    fn writes_one_after_the_other_are_not_overlaps() {
+        let store = MemoryStore::new();
+        let a: Arc<str> = Arc::from("a");
+        let config = Arc::new(crate::config::QuotaConfig::default());
+        for seq in 1..=3 {
+            let batch = SyncBatch {
+                instance: Arc::clone(&a),
+                seq,
+                config: Arc::clone(&config),
+                days: vec![],
+                windows: vec![],
+                returns: vec![],
+            };
+            store.apply_batch(&batch).expect("applied");
+        }
+        store.enter_write(&a);
+    }
+}

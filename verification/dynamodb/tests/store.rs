@@ -329,3 +329,47 @@ fn an_item_someone_else_mangled_is_a_clear_error_and_loses_nothing_recorded() {
     assert_eq!(synced.tracker().usage(tiingo).map(|u| u.used()), Ok(3));
     assert_eq!(synced.tracker().unsynced()[0].deltas, vec![3, 0, 0]);
 }
+
+#[test]
+fn leases_are_granted_up_to_the_ceiling_and_returns_give_them_back() {
+    let server = Server::start();
+    let store = server.store("leases", clock());
+    let window = quota_tracker::Window::containing(
+        quota_tracker::Period::Minute,
+        Timestamp(day().start().0 + 3_600_000),
+    );
+    let request = |want| quota_tracker::LeaseRequest {
+        instance: "a".into(),
+        service: QuotaConfig::default()
+            .service("finnhub")
+            .expect("configured"),
+        key: quota_tracker::WindowKey {
+            service: "finnhub".to_owned(),
+            window,
+        },
+        want,
+        ceiling: 25,
+    };
+    // 10, 10, then the 5 left, then nothing: the window's grants never pass the ceiling.
+    let grants: Vec<u64> = (0..4)
+        .map(|_| store.grant_lease(&request(10)).expect("answered"))
+        .collect();
+    assert_eq!(grants, vec![10, 10, 5, 0]);
+    assert_eq!(store.granted("finnhub", window), Ok(25));
+    assert_eq!(
+        store.grant_lease(&request(30)),
+        Ok(0),
+        "a want past the ceiling"
+    );
+    // A batch giving 7 back makes room for 7 more, and no more.
+    let mut back = batch("a", 1, vec![0, 0, 0]);
+    back.returns = vec![quota_tracker::LeaseReturn {
+        service: request(0).service,
+        window,
+        count: 7,
+    }];
+    store.apply_batch(&back).expect("applied");
+    assert_eq!(store.granted("finnhub", window), Ok(18));
+    assert_eq!(store.grant_lease(&request(10)), Ok(7));
+    assert_eq!(store.granted("finnhub", window), Ok(25));
+}

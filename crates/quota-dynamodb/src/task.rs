@@ -120,38 +120,15 @@ async fn run<S: AsyncStore, B: Backend>(
 mod tests {
     use super::*;
     use quota_tracker::{
-        LeaseRequest, ManualClock, MemoryStore, QuotaConfig, Store, StoreError, StoredDay,
-        StoredWindow, SyncBatch, Timestamp, Tracker, TrackerOptions, UtcDay, WindowKey,
+        ManualClock, MemoryStore, QuotaConfig, Timestamp, Tracker, TrackerOptions, UtcDay,
     };
-
-    /// The in-memory store as futures: the task's schedule without the emulator (which
-    /// `verification/dynamodb/tests/async_driver.rs` runs it against).
-    struct Memory(Arc<MemoryStore>);
-
-    impl AsyncStore for Memory {
-        async fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
-            self.0.load_day(day)
-        }
-        async fn load_windows(
-            &self,
-            windows: &[WindowKey],
-        ) -> Result<Vec<StoredWindow>, StoreError> {
-            self.0.load_windows(windows)
-        }
-        async fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
-            self.0.apply_batch(batch)
-        }
-        async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
-            self.0.grant_lease(request)
-        }
-    }
 
     fn day() -> UtcDay {
         UtcDay::from_ymd(2026, 12, 1).expect("valid")
     }
 
     /// A tracker with 5 calls recorded on tiingo, not yet synced, and its store.
-    fn recorded() -> (Arc<AsyncSyncedTracker<Memory>>, Arc<MemoryStore>) {
+    fn recorded() -> (Arc<AsyncSyncedTracker<Arc<MemoryStore>>>, Arc<MemoryStore>) {
         let clock = Arc::new(ManualClock::new(Timestamp(day().start().0 + 3_600_000)));
         let options = TrackerOptions {
             instance: "task".into(),
@@ -159,7 +136,7 @@ mod tests {
         };
         let tracker = Tracker::with_options(QuotaConfig::default(), clock, options);
         let store = Arc::new(MemoryStore::new());
-        let synced = Arc::new(AsyncSyncedTracker::new(tracker, Memory(Arc::clone(&store))));
+        let synced = Arc::new(AsyncSyncedTracker::new(tracker, Arc::clone(&store)));
         let tiingo = synced.tracker().service("tiingo").expect("configured");
         synced.tracker().record_call(tiingo, 5).expect("recorded");
         (synced, store)

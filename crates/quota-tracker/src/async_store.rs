@@ -55,6 +55,57 @@ pub trait AsyncStore: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
+/// A shared store, as [`Store`](crate::Store) has it.
+impl<S: AsyncStore + ?Sized> AsyncStore for std::sync::Arc<S> {
+    fn load_day(
+        &self,
+        day: UtcDay,
+    ) -> impl Future<Output = Result<Option<StoredDay>, StoreError>> + Send {
+        (**self).load_day(day)
+    }
+
+    fn load_windows(
+        &self,
+        windows: &[WindowKey],
+    ) -> impl Future<Output = Result<Vec<StoredWindow>, StoreError>> + Send {
+        (**self).load_windows(windows)
+    }
+
+    fn apply_batch(
+        &self,
+        batch: &SyncBatch,
+    ) -> impl Future<Output = Result<Option<StoredDay>, StoreError>> + Send {
+        (**self).apply_batch(batch)
+    }
+
+    fn grant_lease(
+        &self,
+        request: &LeaseRequest,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).grant_lease(request)
+    }
+}
+
+/// The in-memory store from async code: each future is ready when first polled (the store
+/// never waits), so async code can be tested with no runtime or server.
+impl<B: Backend> AsyncStore for crate::store::MemoryStore<B> {
+    async fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
+        crate::store::Store::load_day(self, day)
+    }
+
+    async fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
+        crate::store::Store::load_windows(self, windows)
+    }
+
+    async fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
+        crate::store::Store::apply_batch(self, batch)
+    }
+
+    async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        crate::store::Store::grant_lease(self, request)
+    }
+}
+
 /// A [`Tracker`] and an [`AsyncStore`], for tasks: records and admissions decide under the
 /// lock without awaiting, then await a due sync or reload (or, bounded mode, a lease block)
 /// with the lock released.

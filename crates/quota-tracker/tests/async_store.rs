@@ -1,5 +1,5 @@
-//! `AsyncSyncedTracker` on an in-memory store whose futures are ready at once (polled by a
-//! few lines of executor here: the crate depends on no runtime): a due sync is awaited after
+//! `AsyncSyncedTracker` on the in-memory store, whose futures are ready at once (polled by
+//! a few lines of executor here: the crate depends on no runtime): a due sync is awaited after
 //! a record, a reload brings other instances' day and window counts, and in the bounded mode
 //! an admission refused for want of a lease waits for a block and decides again. The same
 //! driver against the emulator, under tokio, is `verification/dynamodb/tests/async_driver.rs`.
@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use quota_tracker::{
-    AsyncStore, AsyncSyncedTracker, LeasePolicy, LeaseRequest, ManualClock, MemoryStore, Period,
-    QuotaConfig, ServiceConfig, Store, StoreError, StoredDay, StoredWindow, SyncBatch, Timestamp,
-    Tracker, TrackerOptions, UtcDay, WindowKey,
+    AsyncSyncedTracker, LeasePolicy, ManualClock, MemoryStore, Period, QuotaConfig, ServiceConfig,
+    Timestamp, Tracker, TrackerOptions, UtcDay,
 };
 
 /// Runs a future that never waits on anything (every store operation here is ready at
@@ -27,27 +26,6 @@ fn ready<F: Future>(future: F) -> F::Output {
     panic!("a future over an in-memory store did not complete");
 }
 
-/// The in-memory store, as futures.
-struct Immediate(Arc<MemoryStore>);
-
-impl AsyncStore for Immediate {
-    async fn load_day(&self, day: UtcDay) -> Result<Option<StoredDay>, StoreError> {
-        self.0.load_day(day)
-    }
-
-    async fn load_windows(&self, windows: &[WindowKey]) -> Result<Vec<StoredWindow>, StoreError> {
-        self.0.load_windows(windows)
-    }
-
-    async fn apply_batch(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
-        self.0.apply_batch(batch)
-    }
-
-    async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
-        self.0.grant_lease(request)
-    }
-}
-
 fn day() -> UtcDay {
     UtcDay::from_ymd(2026, 12, 1).expect("valid")
 }
@@ -57,13 +35,13 @@ fn instance(
     config: &QuotaConfig,
     clock: &Arc<ManualClock>,
     store: &Arc<MemoryStore>,
-) -> AsyncSyncedTracker<Immediate> {
+) -> AsyncSyncedTracker<Arc<MemoryStore>> {
     let options = TrackerOptions {
         instance: name.into(),
         ..TrackerOptions::for_config(config)
     };
     let tracker = Tracker::with_options(config.clone(), clock.clone(), options);
-    AsyncSyncedTracker::new(tracker, Immediate(Arc::clone(store)))
+    AsyncSyncedTracker::new(tracker, Arc::clone(store))
 }
 
 fn clock() -> Arc<ManualClock> {

@@ -66,6 +66,16 @@ fn returns(t: &Tracker) -> (Vec<LeaseReturn>, quota_tracker::SyncBatch) {
     (returns, batch)
 }
 
+/// Calls the next batch gives back for `window`, over every service.
+fn returned_to(t: &Tracker, window: Window) -> u64 {
+    let (returns, _) = returns(t);
+    returns
+        .iter()
+        .filter(|r| r.window == window)
+        .map(|r| r.count)
+        .sum()
+}
+
 fn back(service: ServiceId, window: Window, count: u64) -> LeaseReturn {
     LeaseReturn {
         service,
@@ -164,8 +174,9 @@ fn a_failure_answered_after_its_window_ended_opens_no_allowance() {
     assert_eq!(t.lease_left(finnhub), 3);
 }
 
-#[test]
-fn the_ledger_remembers_four_windows_for_late_refunds() {
+/// What the first window gets back when a call admitted in it is refunded after `windows`
+/// windows in all were granted (8 of its 10 went back when it ended).
+fn late_refund_after(windows: usize) -> u64 {
     let (t, clock) = tracker(LeaseOutage::Closed);
     let (finnhub, _) = ids(&t);
     let first = window(&clock);
@@ -175,55 +186,33 @@ fn the_ledger_remembers_four_windows_for_late_refunds() {
         .expect("valid")
         .reservation
         .expect("admitted");
-    for _ in 0..3 {
+    for _ in 1..windows {
         clock.advance(60_000);
         grant(&t, finnhub, 10);
     }
-    // Four windows granted: the first is still remembered, so its late refund goes back.
     t.refund(early).expect("ours");
     t.release_leases();
-    let (returns, _) = returns(&t);
-    let to_first: u64 = returns
-        .iter()
-        .filter(|r| r.window == first)
-        .map(|r| r.count)
-        .sum();
-    assert_eq!(to_first, 10, "8 at the window's end and 2 refunded late");
+    returned_to(&t, first)
+}
+
+#[test]
+fn the_ledger_remembers_four_windows_for_late_refunds_and_forgets_the_fifth() {
+    assert_eq!(
+        late_refund_after(4),
+        10,
+        "8 at the window's end and 2 refunded late"
+    );
+    assert_eq!(
+        late_refund_after(5),
+        8,
+        "the late refund is no longer remembered"
+    );
 }
 
 #[test]
 fn a_policy_reads_back_its_block() {
     assert_eq!(LeasePolicy::new(10).expect("valid").block_percent(), 10);
     assert_eq!(LeasePolicy::new(37).expect("valid").block_percent(), 37);
-}
-
-#[test]
-fn a_fifth_window_forgets_the_first_and_its_late_refund_stays_granted() {
-    let (t, clock) = tracker(LeaseOutage::Closed);
-    let (finnhub, _) = ids(&t);
-    let first = window(&clock);
-    grant(&t, finnhub, 10);
-    let early = t
-        .admit(finnhub, 2)
-        .expect("valid")
-        .reservation
-        .expect("admitted");
-    for _ in 0..4 {
-        clock.advance(60_000);
-        grant(&t, finnhub, 10);
-    }
-    t.refund(early).expect("ours");
-    t.release_leases();
-    let (returns, _) = returns(&t);
-    let to_first: u64 = returns
-        .iter()
-        .filter(|r| r.window == first)
-        .map(|r| r.count)
-        .sum();
-    assert_eq!(
-        to_first, 8,
-        "only the window's end; the late refund is not remembered"
-    );
 }
 
 #[test]
@@ -259,11 +248,6 @@ fn late_refunds_never_give_back_more_than_was_granted() {
         t.refund(reservation).expect("ours");
     }
     t.release_leases();
-    let (returns, _) = returns(&t);
-    let to_first: u64 = returns
-        .iter()
-        .filter(|r| r.window == first)
-        .map(|r| r.count)
-        .sum();
+    let to_first = returned_to(&t, first);
     assert_eq!(to_first, 10, "all of the grant back, none of the allowance");
 }

@@ -890,6 +890,12 @@ mod tests {
             Duration::from_nanos(1082269761 % 1_000_000_000)
         );
         assert_eq!(seed, 1082269761);
+        // The next states (from any xorshift64 13/7/17 reference): the first one alone has
+        // no overlapping bits, so it cannot tell `^=` from `|=`.
+        for state in [1152992998833853505, 11177516664432764457, 17678023832001937445] {
+            jitter(bound, &mut seed);
+            assert_eq!(seed, state);
+        }
         let draws: Vec<Duration> = (0..2_000).map(|_| jitter(bound, &mut seed)).collect();
         assert!(
             draws.iter().all(|d| *d < bound),

@@ -373,3 +373,44 @@ fn leases_are_granted_up_to_the_ceiling_and_returns_give_them_back() {
     assert_eq!(store.grant_lease(&request(10)), Ok(7));
     assert_eq!(store.granted("finnhub", window), Ok(25));
 }
+
+#[test]
+fn a_window_item_holds_its_own_services_limit_and_period() {
+    let server = Server::start();
+    let store = server.store("window-schema", clock());
+    let config = QuotaConfig::default();
+    let finnhub = config.service("finnhub").expect("configured");
+    let minute = quota_tracker::Window::containing(
+        quota_tracker::Period::Minute,
+        Timestamp(day().start().0 + 3_600_000),
+    );
+    let mut with_window = batch("a", 1, vec![0, 4, 0]);
+    with_window.windows = vec![quota_tracker::WindowDelta {
+        service: finnhub,
+        window: minute,
+        delta: 4,
+    }];
+    store.apply_batch(&with_window).expect("applied");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let item = runtime
+        .block_on(
+            store
+                .inner()
+                .client()
+                .get_item()
+                .table_name("window-schema")
+                .key("PK", aws_value("SYSTEM#QUOTA"))
+                .key("SK", aws_value("WINDOW#finnhub#2026-11-29T01:00"))
+                .send(),
+        )
+        .expect("readable")
+        .item()
+        .cloned()
+        .expect("the window's item exists");
+    let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).cloned();
+    let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+    // finnhub's 60 a minute, not the first service's (tiingo, 500 a month).
+    assert_eq!(n("used").as_deref(), Some("4"));
+    assert_eq!(n("limit").as_deref(), Some("60"));
+    assert_eq!(s("period").as_deref(), Some("minute"));
+}

@@ -351,3 +351,48 @@ fn the_blocking_store_inside_a_runtime_is_a_clear_error_not_a_panic() {
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("inside a tokio runtime"), "{message}");
 }
+
+#[test]
+fn the_dynamodb_store_drives_an_async_tracker_as_its_own_async_store() {
+    // DynamoStore's own AsyncStore implementation (the test above watches its inherent
+    // methods): a sync, a reload of another instance's day and window counts, a lease.
+    let server = Server::start();
+    let blocking = server.store("as-async-store", Arc::new(quota_tracker::SystemClock));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let instance = |name: &str, config: quota_tracker::QuotaConfig| {
+        let options = quota_tracker::TrackerOptions {
+            instance: name.into(),
+            ..quota_tracker::TrackerOptions::for_config(&config)
+        };
+        let tracker = quota_tracker::Tracker::with_options(
+            config,
+            Arc::new(quota_tracker::SystemClock),
+            options,
+        );
+        quota_tracker::AsyncSyncedTracker::new(tracker, blocking.inner().clone())
+    };
+    let config = quota_tracker::QuotaConfig::default();
+    let (a, b) = (instance("a", config.clone()), instance("b", config));
+    let finnhub = a.tracker().service("finnhub").expect("configured");
+    let sendgrid = a.tracker().service("sendgrid").expect("configured");
+    a.tracker().record_call(finnhub, 5).expect("recorded");
+    a.tracker().record_call(sendgrid, 3).expect("recorded");
+    runtime.block_on(async {
+        assert!(matches!(
+            a.sync().await,
+            quota_tracker::SyncReport::Applied { calls: 8, .. }
+        ));
+        assert_eq!(b.reload().await, quota_tracker::ReloadReport::Loaded);
+    });
+    // finnhub's minute from its window item, sendgrid's day from the day item.
+    assert_eq!(b.tracker().usage(finnhub).map(|u| u.used()), Ok(5));
+    assert_eq!(b.tracker().usage(sendgrid).map(|u| u.used()), Ok(3));
+    let bounded = quota_tracker::QuotaConfig::default()
+        .with_leases(quota_tracker::LeasePolicy::new(10).expect("valid"));
+    let leased = instance("c", bounded);
+    let tiingo = leased.tracker().service("tiingo").expect("configured");
+    let admission = runtime.block_on(leased.admit(tiingo, 1)).expect("valid");
+    assert!(admission.is_admitted(), "{admission:?}");
+    // A block of 10 % of tiingo's ceiling (80 % of 500): 40 granted, 1 admitted.
+    assert_eq!(leased.tracker().lease_left(tiingo), 39);
+}

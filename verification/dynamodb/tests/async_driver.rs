@@ -395,4 +395,6 @@ fn the_dynamodb_store_drives_an_async_tracker_as_its_own_async_store() {
     assert!(admission.is_admitted(), "{admission:?}");
     // A block of 10 % of tiingo's ceiling (80 % of 500): 40 granted, 1 admitted.
     assert_eq!(leased.tracker().lease_left(tiingo), 39);
+    // The blocking store's own runtime, dropped from async code: let go, not a panic.
+    runtime.block_on(async move { drop(blocking) });
 }

@@ -892,7 +892,11 @@ mod tests {
         assert_eq!(seed, 1082269761);
         // The next states (from any xorshift64 13/7/17 reference): the first one alone has
         // no overlapping bits, so it cannot tell `^=` from `|=`.
-        for state in [1152992998833853505, 11177516664432764457, 17678023832001937445] {
+        for state in [
+            1152992998833853505,
+            11177516664432764457,
+            17678023832001937445,
+        ] {
             jitter(bound, &mut seed);
             assert_eq!(seed, state);
         }

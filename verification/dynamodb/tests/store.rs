@@ -73,18 +73,7 @@ fn items_keep_the_original_schema_and_their_limits() {
     store
         .apply_batch(&batch("a", 1, vec![2, 0, 5]))
         .expect("applied");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let read = || {
-        let item = store
-            .inner()
-            .client()
-            .get_item()
-            .table_name("schema")
-            .key("PK", aws_value("SYSTEM#QUOTA"))
-            .key("SK", aws_value("2026-11-29"));
-        let output = runtime.block_on(item.send()).expect("readable");
-        output.item().cloned().expect("the item exists")
-    };
+    let read = || raw_item(&store, "schema", "2026-11-29");
     let item = read();
     let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).cloned();
     let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
@@ -114,6 +103,25 @@ fn items_keep_the_original_schema_and_their_limits() {
     assert_eq!(s("updated_at").as_deref(), Some("2026-11-29T02:00:00.000Z"));
     assert_eq!(n("ttl_timestamp"), Some(ttl.to_string()), "ttl set once");
     assert_eq!(s("entity_type").as_deref(), Some("QUOTA_TRACKER"));
+}
+
+/// The item `sort_key` of `table` as the server holds it (a consistent read by the SDK).
+fn raw_item(
+    store: &BlockingDynamoStore,
+    table: &str,
+    sort_key: &str,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let get = store
+        .inner()
+        .client()
+        .get_item()
+        .table_name(table)
+        .key("PK", aws_value("SYSTEM#QUOTA"))
+        .key("SK", aws_value(sort_key))
+        .consistent_read(true);
+    let output = runtime.block_on(get.send()).expect("readable");
+    output.item().cloned().expect("the item exists")
 }
 
 fn aws_value(s: &str) -> aws_sdk_dynamodb::types::AttributeValue {
@@ -391,22 +399,7 @@ fn a_window_item_holds_its_own_services_limit_and_period() {
         delta: 4,
     }];
     store.apply_batch(&with_window).expect("applied");
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let item = runtime
-        .block_on(
-            store
-                .inner()
-                .client()
-                .get_item()
-                .table_name("window-schema")
-                .key("PK", aws_value("SYSTEM#QUOTA"))
-                .key("SK", aws_value("WINDOW#finnhub#2026-11-29T01:00"))
-                .send(),
-        )
-        .expect("readable")
-        .item()
-        .cloned()
-        .expect("the window's item exists");
+    let item = raw_item(&store, "window-schema", "WINDOW#finnhub#2026-11-29T01:00");
     let n = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).cloned();
     let s = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     // finnhub's 60 a minute, not the first service's (tiingo, 500 a month).

@@ -420,6 +420,105 @@ impl Intercept for LandThenRefuse {
     }
 }
 
+/// Answers attempts of one operation with a service error, whatever the server did with the
+/// request: for the answers a caller must tell apart by their code (a table another creator
+/// made, a describe refused, a compare-and-set failing for another reason than its condition).
+/// Answers the first `count` attempts of the operation (all of them with `u64::MAX`); with
+/// [`ErrorAnswers::conditional_only`], only `UpdateItem`s that carry a condition.
+#[derive(Debug)]
+pub struct ErrorAnswers {
+    operation: &'static str,
+    status: u16,
+    kind: &'static str,
+    conditional_only: bool,
+    left: AtomicU64,
+    answered: Arc<AtomicU64>,
+}
+
+/// Marks an attempt whose input [`ErrorAnswers`] selected.
+#[derive(Debug, Clone, Copy)]
+struct Selected;
+
+impl aws_smithy_types::config_bag::Storable for Selected {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl ErrorAnswers {
+    /// Answers the first `count` attempts of `operation` (`"DescribeTable"`, ...) with the
+    /// service error `kind`, sent with `status`; returns the interceptor and the count of
+    /// answers it replaced.
+    pub fn new(
+        operation: &'static str,
+        status: u16,
+        kind: &'static str,
+        count: u64,
+    ) -> (Self, Arc<AtomicU64>) {
+        let answered = Arc::new(AtomicU64::new(0));
+        let answers = Self {
+            operation,
+            status,
+            kind,
+            conditional_only: false,
+            left: AtomicU64::new(count),
+            answered: Arc::clone(&answered),
+        };
+        (answers, answered)
+    }
+
+    /// Only `UpdateItem`s with a condition expression (compare-and-set writes).
+    pub fn conditional_only(mut self) -> Self {
+        self.conditional_only = true;
+        self
+    }
+}
+
+impl Intercept for ErrorAnswers {
+    fn name(&self) -> &'static str {
+        "error-answers"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let selected = !self.conditional_only
+            || context
+                .input()
+                .downcast_ref::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>()
+                .is_some_and(|update| update.condition_expression().is_some());
+        if selected {
+            cfg.interceptor_state().store_put(Selected);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let ours = cfg
+            .load::<Metadata>()
+            .is_some_and(|m| m.name() == self.operation);
+        if !ours || cfg.load::<Selected>().is_none() {
+            return Ok(());
+        }
+        let take = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            });
+        if take.is_ok() {
+            self.answered.fetch_add(1, Ordering::SeqCst);
+            *context.response_mut() = error_response(self.status, self.kind, "injected")?;
+        }
+        Ok(())
+    }
+}
+
 /// A DynamoDB error response of `kind` with `status`, as the server would send it.
 fn error_response(status: u16, kind: &str, message: &str) -> Result<HttpResponse, BoxError> {
     let body =

@@ -77,17 +77,28 @@ impl Server {
         clock: Arc<dyn Clock>,
         customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
     ) -> BlockingDynamoStore {
+        let store = self.connect_with(table, clock, customize);
+        store
+            .create_table_if_missing()
+            .unwrap_or_else(|e| panic!("cannot create table {table}: {e}"));
+        store
+    }
+
+    /// A store on `table` of this server, which may not exist yet: for tests of the table's
+    /// creation itself.
+    pub fn connect_with(
+        &self,
+        table: &str,
+        clock: Arc<dyn Clock>,
+        customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
+    ) -> BlockingDynamoStore {
         let config = DynamoConfig {
             table: table.to_owned(),
             endpoint: Some(self.endpoint.clone()),
             region: "us-east-1".to_owned(),
         };
-        let store = BlockingDynamoStore::connect_with(&config, clock, customize)
-            .unwrap_or_else(|e| panic!("cannot start the store's runtime: {e}"));
-        store
-            .create_table_if_missing()
-            .unwrap_or_else(|e| panic!("cannot create table {table}: {e}"));
-        store
+        BlockingDynamoStore::connect_with(&config, clock, customize)
+            .unwrap_or_else(|e| panic!("cannot start the store's runtime: {e}"))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use quota_dynamodb::{BlockingDynamoStore, DynamoConfig};
 use quota_dynamodb_tests::Server;
-use quota_dynamodb_tests::faults::{LostAdds, RepeatedReturns};
+use quota_dynamodb_tests::faults::{ErrorAnswers, LostAdds, RepeatedReturns};
 use quota_tracker::{
     DayDeltas, ManualClock, QuotaConfig, Store, StoreErrorKind, SyncBatch, Timestamp, UtcDay,
 };
@@ -406,4 +406,77 @@ fn a_window_item_holds_its_own_services_limit_and_period() {
     assert_eq!(n("used").as_deref(), Some("4"));
     assert_eq!(n("limit").as_deref(), Some("60"));
     assert_eq!(s("period").as_deref(), Some("minute"));
+}
+
+#[test]
+fn a_table_another_creator_made_first_is_used_and_other_creation_errors_are_reported() {
+    let server = Server::start();
+    // Another instance creates the table between this one's describe and its create: the
+    // describe is answered "not found" (as it would have been a moment earlier), and the
+    // server's own answer to the create is that the table exists.
+    drop(server.store("created-concurrently", clock()));
+    let (not_found, answered) =
+        ErrorAnswers::new("DescribeTable", 400, "ResourceNotFoundException", 1);
+    let late = server.connect_with("created-concurrently", clock(), |b| {
+        b.interceptor(not_found)
+    });
+    late.create_table_if_missing()
+        .expect("a table another creator made is the table we wanted");
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // A create refused for another reason is an error that names it, not a table assumed made.
+    let (refused, _) = ErrorAnswers::new("CreateTable", 400, "ValidationException", 1);
+    let store = server.connect_with("creation-refused", clock(), |b| b.interceptor(refused));
+    let err = store
+        .create_table_if_missing()
+        .expect_err("the create was refused");
+    assert_eq!(err.kind, StoreErrorKind::Rejected, "{err}");
+    assert!(err.message.contains("ValidationException"), "{err}");
+}
+
+#[test]
+fn a_describe_refused_for_another_reason_than_not_found_is_reported_not_a_reason_to_create() {
+    let server = Server::start();
+    let (denied, answered) = ErrorAnswers::new("DescribeTable", 400, "AccessDeniedException", 1);
+    let calls = quota_dynamodb_tests::faults::CountCalls::default();
+    let counted = calls.clone();
+    let store = server.connect_with("describe-denied", clock(), |b| {
+        b.interceptor(denied).interceptor(counted)
+    });
+    let err = store
+        .create_table_if_missing()
+        .expect_err("the describe was refused");
+    assert_eq!(err.kind, StoreErrorKind::Rejected, "{err}");
+    assert!(err.message.contains("AccessDeniedException"), "{err}");
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        calls.counts().get("CreateTable"),
+        None,
+        "{:?}",
+        calls.counts()
+    );
+}
+
+#[test]
+fn compare_and_sets_failing_for_another_reason_than_their_condition_fail_the_store_check() {
+    // Every conditional write answered with a validation error: `store-check` must stop with
+    // that error, not count them as lost races and qualify a store it never saw compare-and-set.
+    let server = Server::start();
+    let config = DynamoConfig {
+        table: "store-check-cas-refused".to_owned(),
+        endpoint: Some(server.endpoint.clone()),
+        region: "us-east-1".to_owned(),
+    };
+    let (refused, answered) = ErrorAnswers::new("UpdateItem", 400, "ValidationException", u64::MAX);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let result = runtime.block_on(async {
+        let builder = quota_dynamodb::client_config(&config).await;
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            builder.interceptor(refused.conditional_only()).build(),
+        );
+        quota_dynamodb::qualify_client(client, &config.table, 4, 5).await
+    });
+    let err = result.expect_err("no compare-and-set could be made");
+    assert!(err.message.contains("conditional write"), "{err}");
+    assert!(err.message.contains("ValidationException"), "{err}");
+    assert!(answered.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }

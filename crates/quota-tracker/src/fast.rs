@@ -36,6 +36,10 @@ use crate::tracker::{Busy, Cache, TrackerOptions};
 use crate::usage::Usage;
 use crate::window::Window;
 
+/// The hot path's ceiling on `used` and on a call's `count` (2⁶³): below it, adding the two
+/// cannot overflow, so the hot path needs no overflow test. Larger numbers take the full path.
+const HALF: u64 = 1 << 63;
+
 /// Whether a sync and a reload were due when the hot path's bounds were last computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Due {
@@ -143,11 +147,18 @@ impl QuotaState {
             } else {
                 counter.critical_at
             };
-            let below = counter
-                .used
-                .saturating_add(room)
-                .saturating_add(1)
-                .min(critical);
+            // Kept at or under HALF, and 0 once `used` reaches it: then `used` stays below
+            // HALF on the hot path, and `used + count` (count below HALF) cannot overflow.
+            let below = if counter.used >= HALF {
+                0
+            } else {
+                counter
+                    .used
+                    .saturating_add(room)
+                    .saturating_add(1)
+                    .min(critical)
+                    .min(HALF)
+            };
             counter.record_below = if bounded { 0 } else { below };
             let lease_below = if bounded {
                 counter
@@ -185,10 +196,15 @@ impl QuotaState {
         } else {
             counter.record_below
         };
-        let used = counter
-            .used
-            .checked_add(count)
-            .filter(|&used| count != 0 && used < below)?;
+        if count == 0 || count >= HALF {
+            return None;
+        }
+        // No overflow: with `below` above 0, `used` is below HALF (`rebound`), and so is
+        // `count`. With `below` 0 the sum is never used.
+        let used = counter.used.wrapping_add(count);
+        if used >= below {
+            return None;
+        }
         counter.used = used;
         self.updated_at = now;
         let usage = Usage::new(service, counter.limit, counter.ceiling, used);
@@ -559,6 +575,33 @@ mod tests {
             tracker.raw_state().usage(id).map(|u| u.used()),
             Ok(i64::MAX as u64)
         );
+    }
+
+    #[test]
+    fn counts_and_window_counts_past_half_of_u64_take_the_full_path_and_never_wrap() {
+        let (tracker, _) = huge(&["minute"]);
+        let id = ServiceId(0);
+        let used = |t: &Tracker| t.raw_state().usage(id).map(|u| u.used());
+        // A count of 2⁶³ or more: with one call in the window, `1 + u64::MAX` wraps to 0.
+        tracker.record_call(id, 1).expect("fits");
+        let error = tracker.record_call(id, u64::MAX).expect_err("overflows");
+        assert!(error.to_string().contains("overflow"), "{error}");
+        assert_eq!(used(&tracker), Ok(1));
+        // `used` past 2⁶³ (synced, so the unsynced delta has room): a call whose sum wraps
+        // must be refused, not recorded as a small count.
+        tracker.record_call(id, (1 << 63) - 3).expect("fits");
+        let batch = tracker.begin_sync().expect("pending");
+        tracker.finish_sync(batch, SyncOutcome::Applied { fresh: None });
+        // The first call after a sync takes the full path; the second would be the hot
+        // path's, and takes `used` across 2⁶³.
+        tracker.record_call(id, 1).expect("fits");
+        tracker.record_call(id, 2).expect("fits");
+        assert_eq!(used(&tracker), Ok((1 << 63) + 1));
+        let error = tracker
+            .record_call(id, (1 << 63) - 1)
+            .expect_err("the window's count overflows");
+        assert!(error.to_string().contains("overflow"), "{error}");
+        assert_eq!(used(&tracker), Ok((1 << 63) + 1));
     }
 
     #[test]

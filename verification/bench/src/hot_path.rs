@@ -177,8 +177,9 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Measures every implementation at every thread count and prints the table.
-pub fn report(calls_per_thread_1: u64) {
+/// Measures every implementation at every thread count and prints the table: `calls_per_thread_1`
+/// calls per thread at 1 thread, divided among the threads above it, never under `at_least`.
+pub fn report(calls_per_thread_1: u64, at_least: u64) {
     let ticking: Arc<dyn Clock> = TickingClock::start();
     let system: Arc<dyn Clock> = Arc::new(SystemClock);
     let subjects = subjects(&ticking, &system);
@@ -190,7 +191,7 @@ pub fn report(calls_per_thread_1: u64) {
     println!("|---|---|---|---|---|---|");
     for threads in [1usize, 2, 8, 100] {
         // Keep total work similar across thread counts.
-        let calls = (calls_per_thread_1 / threads as u64).max(10_000);
+        let calls = (calls_per_thread_1 / threads as u64).max(at_least);
         let rows = measure_all(&subjects, threads, calls);
         // Noisy on a shared machine: a regression is a doubling, not a few percent.
         crate::figures::keep(

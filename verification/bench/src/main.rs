@@ -13,6 +13,52 @@ mod sync_latency;
 
 use std::time::Duration;
 
+/// How much work each table does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Size {
+    /// The figures of BENCHMARKS.md.
+    Full,
+    /// The gate's run: rougher figures in seconds.
+    Quick,
+    /// Every table printed with the least work (tests of the output, in debug builds).
+    Smoke,
+}
+
+impl Size {
+    fn label(self) -> &'static str {
+        match self {
+            Size::Full => "",
+            Size::Quick => ", --quick",
+            Size::Smoke => ", --smoke",
+        }
+    }
+
+    /// Calls per thread at 1 thread (divided among threads above it), and the least per thread.
+    fn hot_path_calls(self) -> (u64, u64) {
+        match self {
+            Size::Full => (10_000_000, 10_000),
+            Size::Quick => (200_000, 10_000),
+            Size::Smoke => (2_000, 100),
+        }
+    }
+
+    fn sync_latency_time(self) -> Duration {
+        Duration::from_millis(match self {
+            Size::Full => 3_000,
+            Size::Quick => 300,
+            Size::Smoke => 100,
+        })
+    }
+
+    fn simulated_minutes(self) -> u64 {
+        match self {
+            Size::Full => 30,
+            Size::Quick => 3,
+            Size::Smoke => 1,
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The mode `--instructions` runs under callgrind: one implementation, CALLS calls.
@@ -28,12 +74,20 @@ fn main() {
         }
         return;
     }
-    let quick = args.iter().any(|a| a == "--quick");
+    let size = if args.iter().any(|a| a == "--smoke") {
+        Size::Smoke
+    } else if args.iter().any(|a| a == "--quick") {
+        Size::Quick
+    } else {
+        Size::Full
+    };
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "quota-bench [--quick] [--hot-path | --sync-latency | --instructions] [--json FILE]\n\n\
+            "quota-bench [--quick | --smoke] [--hot-path | --sync-latency | --instructions] [--json FILE]\n\n\
              Prints the benchmark tables of BENCHMARKS.md.\n  \
-             --quick       fewer calls (a smoke run; figures are rougher)\n  \
+             --quick       fewer calls (what the gate runs; figures are rougher)\n  \
+             --smoke       the least work that prints every table (for tests of the output;\n                \
+             the figures mean nothing)\n  \
              --instructions only the instructions per call (valgrind callgrind; exact)\n  \
              --hot-path    only the record_call (and admit) table\n  \
              --sync-latency only the table of record_call latency with a sync in flight\n  \
@@ -55,13 +109,13 @@ fn main() {
     if let Some(unknown) = args.iter().enumerate().find(|(i, a)| {
         let known = matches!(
             a.as_str(),
-            "--quick" | "--hot-path" | "--sync-latency" | "--instructions" | "--json"
+            "--quick" | "--smoke" | "--hot-path" | "--sync-latency" | "--instructions" | "--json"
         );
         let json_file = *i > 0 && args[i - 1] == "--json";
         !(known || json_file)
     }) {
         eprintln!(
-            "error: unknown argument {:?}: expected --quick, --hot-path, --sync-latency, --instructions or --json FILE",
+            "error: unknown argument {:?}: expected --quick, --smoke, --hot-path, --sync-latency, --instructions or --json FILE",
             unknown.1
         );
         std::process::exit(2);
@@ -70,10 +124,7 @@ fn main() {
         eprintln!("warning: a debug build; run with --release for figures worth reading");
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    println!(
-        "# quota-bench ({cores} cores{})",
-        if quick { ", --quick" } else { "" }
-    );
+    println!("# quota-bench ({cores} cores{})", size.label());
     let only_hot = args.iter().any(|a| a == "--hot-path");
     let only_sync = args.iter().any(|a| a == "--sync-latency");
     let only_instructions = args.iter().any(|a| a == "--instructions");
@@ -91,16 +142,17 @@ fn main() {
     if only_instructions {
         instructions::report();
     } else if !only_sync {
-        hot_path::report(if quick { 200_000 } else { 10_000_000 });
+        let (calls_at_1_thread, at_least_per_thread) = size.hot_path_calls();
+        hot_path::report(calls_at_1_thread, at_least_per_thread);
     }
     if !only_hot && !only_sync && !only_instructions {
         instructions::report();
     }
     if !only_hot && !only_instructions {
-        sync_latency::report(Duration::from_millis(if quick { 300 } else { 3_000 }));
+        sync_latency::report(size.sync_latency_time());
     }
     if !only_hot && !only_sync && !only_instructions {
-        store_cost::report(if quick { 3 } else { 30 });
+        store_cost::report(size.simulated_minutes());
     }
     if let Some(path) = json {
         if let Err(e) = figures::write(&path) {

@@ -1,10 +1,11 @@
-//! The benchmark runs and prints every table (figures are not judged here: timing belongs
-//! in the benchmark's own output, not in tests on a shared machine).
+//! The benchmark runs and prints every table, with `--smoke`'s least work (figures are not
+//! judged here: timing belongs in the benchmark's own output, not in tests on a shared
+//! machine; the gate's bench tier runs `--quick` in release).
 
 #[test]
-fn quick_run_prints_every_table_and_conserves_calls() {
+fn smoke_run_prints_every_table_and_conserves_calls() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_quota-bench"))
-        .arg("--quick")
+        .arg("--smoke")
         .output()
         .expect("the benchmark runs");
     assert!(

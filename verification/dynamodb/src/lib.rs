@@ -84,6 +84,15 @@ impl Server {
         store
     }
 
+    /// The store configuration for `table` on this server (the region the emulator accepts).
+    pub fn config(&self, table: &str) -> DynamoConfig {
+        DynamoConfig {
+            table: table.to_owned(),
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".to_owned(),
+        }
+    }
+
     /// A store on `table` of this server, which may not exist yet: for tests of the table's
     /// creation itself.
     pub fn connect_with(
@@ -92,12 +101,7 @@ impl Server {
         clock: Arc<dyn Clock>,
         customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
     ) -> BlockingDynamoStore {
-        let config = DynamoConfig {
-            table: table.to_owned(),
-            endpoint: Some(self.endpoint.clone()),
-            region: "us-east-1".to_owned(),
-        };
-        BlockingDynamoStore::connect_with(&config, clock, customize)
+        BlockingDynamoStore::connect_with(&self.config(table), clock, customize)
             .unwrap_or_else(|e| panic!("cannot start the store's runtime: {e}"))
     }
 }

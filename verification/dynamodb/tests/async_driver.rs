@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quota_dynamodb::{DynamoConfig, DynamoStore, SyncTask};
+use quota_dynamodb::{DynamoStore, SyncTask};
 use quota_dynamodb_tests::{Conservation, Server};
 use quota_tracker::{
     AsyncStore, AsyncSyncedTracker, LeaseRequest, QuotaConfig, Store, StoreError, StoreErrorKind,
@@ -129,7 +129,7 @@ fn run_tasks(
         let tracker = Tracker::with_options(roomy(), clock.clone(), options);
         let yields = Arc::new(Yields::default());
         let store = Watched {
-            store: DynamoStore::connect(&config(server, table), clock.clone()).await,
+            store: DynamoStore::connect(&server.config(table), clock.clone()).await,
             yields: Arc::clone(&yields),
             blocking,
         };
@@ -195,14 +195,6 @@ fn multi_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-fn config(server: &Server, table: &str) -> DynamoConfig {
-    DynamoConfig {
-        table: table.to_owned(),
-        endpoint: Some(server.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-    }
 }
 
 /// Limits far above the workload, so every admission is admitted.
@@ -282,7 +274,7 @@ fn a_sync_whose_task_is_cancelled_mid_write_is_retried_as_it_was() {
         .build()
         .expect("runtime");
     let day = runtime.block_on(async {
-        let store = DynamoStore::connect(&config(&server, "async-cancel"), clock.clone()).await;
+        let store = DynamoStore::connect(&server.config("async-cancel"), clock.clone()).await;
         let tracker = Tracker::new(QuotaConfig::default(), clock.clone());
         let synced = AsyncSyncedTracker::new(tracker, store);
         let tiingo = synced.tracker().service("tiingo").expect("configured");
@@ -346,7 +338,7 @@ fn the_blocking_store_inside_a_runtime_is_a_clear_error_not_a_panic() {
     assert!(Conservation::read(&store, day, &[2]).exact());
     // A connection attempt inside a runtime is refused the same way.
     let refused = runtime.block_on(async {
-        quota_dynamodb::BlockingDynamoStore::connect(&config(&server, "async-blocking"), clock)
+        quota_dynamodb::BlockingDynamoStore::connect(&server.config("async-blocking"), clock)
     });
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("inside a tokio runtime"), "{message}");

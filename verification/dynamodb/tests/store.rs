@@ -131,11 +131,7 @@ fn aws_value(s: &str) -> aws_sdk_dynamodb::types::AttributeValue {
 #[test]
 fn errors_name_their_cause() {
     let server = Server::start();
-    let config = DynamoConfig {
-        table: "no-such-table".to_owned(),
-        endpoint: Some(server.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-    };
+    let config = server.config("no-such-table");
     let store = BlockingDynamoStore::connect(&config, clock()).expect("runtime");
     let err = store
         .apply_batch(&batch("a", 1, vec![1, 0, 0]))
@@ -165,11 +161,7 @@ fn errors_name_their_cause() {
 #[test]
 fn the_emulator_qualifies_under_concurrent_adds_and_conditional_writes() {
     let server = Server::start();
-    let config = DynamoConfig {
-        table: "store-check".to_owned(),
-        endpoint: Some(server.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-    };
+    let config = server.config("store-check");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let result = runtime
         .block_on(quota_dynamodb::qualify(&config, 16, 20))
@@ -184,11 +176,7 @@ fn a_lossy_endpoint_fails_the_store_check_with_the_counts() {
     // The emulator, made to acknowledge every 25th ADD without applying it (client-side
     // rewrite): the check must notice the loss in the final count and in the returns.
     let server = Server::start();
-    let config = DynamoConfig {
-        table: "store-check-lossy".to_owned(),
-        endpoint: Some(server.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-    };
+    let config = server.config("store-check-lossy");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let result = runtime
         .block_on(async {
@@ -214,11 +202,7 @@ fn an_endpoint_returning_a_repeated_value_is_non_atomic_with_the_count() {
     // rewrite of the answer; every write lands): nothing lost or doubled, and the verdict
     // must say non-atomic, with the count, not "lost-or-doubled".
     let server = Server::start();
-    let config = DynamoConfig {
-        table: "store-check-repeated".to_owned(),
-        endpoint: Some(server.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-    };
+    let config = server.config("store-check-repeated");
     let repeats = RepeatedReturns::every(20);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let result = runtime
@@ -247,11 +231,7 @@ fn a_table_with_another_key_is_refused_as_not_a_quota_table() {
         AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
     };
     let server = Server::start();
-    let config = DynamoConfig {
-        table: "not-a-quota-table".to_owned(),
-        endpoint: Some(server.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-    };
+    let config = server.config("not-a-quota-table");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -461,11 +441,7 @@ fn compare_and_sets_failing_for_another_reason_than_their_condition_fail_the_sto
     // Every conditional write answered with a validation error: `store-check` must stop with
     // that error, not count them as lost races and qualify a store it never saw compare-and-set.
     let server = Server::start();
-    let config = DynamoConfig {
-        table: "store-check-cas-refused".to_owned(),
-        endpoint: Some(server.endpoint.clone()),
-        region: "us-east-1".to_owned(),
-    };
+    let config = server.config("store-check-cas-refused");
     let (refused, answered) = ErrorAnswers::new("UpdateItem", 400, "ValidationException", u64::MAX);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let result = runtime.block_on(async {

@@ -35,7 +35,8 @@ pub fn run(out_dir: &Path, log: &Path) -> (Check, Vec<Figure>) {
     let json = out_dir.join("bench.json");
     let _ = std::fs::remove_file(&json);
     eprintln!("  bench: building and running quota-bench --quick (release)");
-    let status = quota_bench("--quick", &json, log).and_then(|mut c| c.status());
+    let status =
+        quota_bench("--quick", &json, log).and_then(|mut c| crate::interrupt::status(&mut c));
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let figures = std::fs::read_to_string(&json)
         .ok()

@@ -9,6 +9,8 @@
 
 mod baseline;
 mod bench;
+mod emulator;
+mod interrupt;
 mod nextest;
 mod output;
 mod probe;
@@ -22,6 +24,7 @@ use std::time::Instant;
 
 use clap::Parser;
 
+use crate::emulator::SharedEmulator;
 use crate::nextest::{Invocation, tail};
 use crate::report::{Check, Report, Status, TierTime};
 use crate::tiers::{Runner, TIERS, Tier};
@@ -87,6 +90,9 @@ fn tiers_help() -> String {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Err(e) = interrupt::install() {
+        eprintln!("warning: {e}: an interrupted gate may leave its tests or emulator running");
+    }
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -213,59 +219,71 @@ struct TierRun {
 }
 
 /// Runs every tier not skipped, in order, except that a tier marked `beside_emulator` runs
-/// in the background while the emulator tiers after it run; it is joined before the next
-/// tier that does not need the emulator. Results are recorded in tier order.
+/// in the background while the emulator tiers after it run; background tiers are joined
+/// before the next tier that does not need the emulator. Results are recorded in tier order.
 fn run_tiers(skipped: &[String], files: &Files, report: &mut Report) {
+    let is_skipped = |name: &str| skipped.iter().any(|s| s == name);
     let mut runs: Vec<Option<TierRun>> = TIERS.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
-        let mut background: Option<(usize, std::thread::ScopedJoinHandle<'_, TierRun>)> = None;
+        let mut background = Vec::new();
         for (i, tier) in TIERS.iter().enumerate() {
-            if !tier.needs_emulator
-                && let Some((at, handle)) = background.take()
-            {
-                runs[at] = Some(join(handle, TIERS[at].name));
+            if !tier.needs_emulator {
+                join_all(&mut background, &mut runs);
             }
             eprintln!("[{}/{}] {} — {}", i + 1, TIERS.len(), tier.name, tier.about);
-            if skipped.iter().any(|s| s == tier.name) {
+            if is_skipped(tier.name) {
                 eprintln!("  skipped by request");
-                runs[i] = Some(TierRun {
-                    checks: vec![Check {
-                        name: format!("{}/*", tier.name),
-                        tier: tier.name.to_owned(),
-                        status: Status::Skip,
-                        elapsed_ms: 0,
-                        detail: "skipped by request (--skip or --only)".to_owned(),
-                    }],
-                    elapsed_ms: 0,
-                });
+                runs[i] = Some(skipped_run(tier));
                 continue;
             }
             let emulator_next = TIERS[i + 1..]
                 .first()
-                .is_some_and(|next| next.needs_emulator && !skipped.iter().any(|s| s == next.name));
+                .is_some_and(|next| next.needs_emulator && !is_skipped(next.name));
             if tier.beside_emulator && emulator_next {
                 eprintln!("  running in the background beside the emulator tiers");
                 let handle = scope.spawn(move || {
                     let mut own = Report::default();
                     timed(tier, files, &mut own, false)
                 });
-                background = Some((i, handle));
+                background.push((i, handle));
                 continue;
             }
             runs[i] = Some(timed(tier, files, report, true));
         }
-        if let Some((at, handle)) = background.take() {
-            runs[at] = Some(join(handle, TIERS[at].name));
-        }
+        join_all(&mut background, &mut runs);
     });
     for (tier, run) in TIERS.iter().zip(runs.into_iter().flatten()) {
-        if run.elapsed_ms > 0 || !skipped.iter().any(|s| s == tier.name) {
+        if run.elapsed_ms > 0 || !is_skipped(tier.name) {
             report.tier_times.push(TierTime {
                 tier: tier.name.to_owned(),
                 elapsed_ms: run.elapsed_ms,
             });
         }
         report.checks.extend(run.checks);
+    }
+}
+
+/// A tier running in the background: its index in `TIERS` and its thread.
+type Background<'scope> = Vec<(usize, std::thread::ScopedJoinHandle<'scope, TierRun>)>;
+
+/// Waits for every background tier, oldest first, and records what each produced.
+fn join_all(background: &mut Background<'_>, runs: &mut [Option<TierRun>]) {
+    for (at, handle) in background.drain(..) {
+        runs[at] = Some(join(handle, TIERS[at].name));
+    }
+}
+
+/// The single check of a tier skipped by request.
+fn skipped_run(tier: &Tier) -> TierRun {
+    TierRun {
+        checks: vec![Check {
+            name: format!("{}/*", tier.name),
+            tier: tier.name.to_owned(),
+            status: Status::Skip,
+            elapsed_ms: 0,
+            detail: "skipped by request (--skip or --only)".to_owned(),
+        }],
+        elapsed_ms: 0,
     }
 }
 
@@ -347,21 +365,40 @@ fn run_tier(
     report: &mut Report,
     visible: bool,
 ) -> Vec<Check> {
-    if tier.needs_emulator
-        && let Err(detail) = set_up_emulator(log)
-    {
-        return vec![Check {
-            name: format!("{}/setup", tier.name),
+    let failed = |what: &str, detail: String| {
+        vec![Check {
+            name: format!("{}/{what}", tier.name),
             tier: tier.name.to_owned(),
             status: Status::Fail,
             elapsed_ms: 0,
             detail,
-        }];
+        }]
+    };
+    if tier.needs_emulator
+        && let Err(detail) = set_up_emulator_once(log)
+    {
+        return failed("setup", detail);
     }
-    let env_evidence = (
+    let mut env = vec![(
         quota_evidence::ENV.to_owned(),
         files.evidence.display().to_string(),
-    );
+    )];
+    // Kept until the tier's tests are done; dropped, the container is removed.
+    let _shared = if tier.shared_emulator {
+        match SharedEmulator::start() {
+            Ok(server) => {
+                env.push((emulator::ENDPOINT_VAR.to_owned(), server.endpoint.clone()));
+                Some(server)
+            }
+            Err(detail) => return failed("emulator", detail),
+        }
+    } else {
+        None
+    };
+    let run_args = tier
+        .test_threads
+        .map(|n| vec!["--test-threads".to_owned(), n.to_string()])
+        .unwrap_or_default();
     let invocation = match tier.runner {
         Runner::Bench => {
             let (check, figures) = bench::run(&files.out, log);
@@ -374,12 +411,11 @@ fn run_tier(
             select: ["--workspace", "--all-features", "--locked", "-E", filter]
                 .map(str::to_owned)
                 .to_vec(),
-            run_args: Vec::new(),
-            env: vec![env_evidence],
+            run_args,
+            env,
             visible,
         },
-        // As scripts/loom: release, --cfg loom only for this crate's build, its own target
-        // dir, one model at a time (two at once on 2 cores is slower, not faster).
+        // As scripts/loom: release, --cfg loom only for this crate's build, its own target dir.
         Runner::Loom => Invocation {
             tier: tier.name,
             select: [
@@ -393,19 +429,28 @@ fn run_tier(
             ]
             .map(str::to_owned)
             .to_vec(),
-            run_args: vec!["--test-threads".to_owned(), "1".to_owned()],
-            env: vec![
-                env_evidence,
-                ("RUSTFLAGS".to_owned(), "--cfg loom".to_owned()),
-                (
-                    "QUOTA_LOOM_REPORT".to_owned(),
-                    files.loom_report.display().to_string(),
-                ),
-            ],
+            run_args,
+            env: env
+                .into_iter()
+                .chain([
+                    ("RUSTFLAGS".to_owned(), "--cfg loom".to_owned()),
+                    (
+                        "QUOTA_LOOM_REPORT".to_owned(),
+                        files.loom_report.display().to_string(),
+                    ),
+                ])
+                .collect(),
             visible,
         },
     };
     nextest::run(&invocation, log).checks
+}
+
+/// `set_up_emulator` once per gate run: emulator tiers running at the same time wait for the
+/// first one's setup and share its outcome.
+fn set_up_emulator_once(log: &Path) -> Result<(), String> {
+    static SETUP: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    SETUP.get_or_init(|| set_up_emulator(log)).clone()
 }
 
 /// Runs `scripts/dynamodb-setup` (engine installed and started, image built), logging it.
@@ -413,13 +458,14 @@ fn set_up_emulator(log: &Path) -> Result<(), String> {
     eprintln!("  setting up the container engine and emulator image (scripts/dynamodb-setup)");
     let file = std::fs::File::create(log).map_err(|e| e.to_string())?;
     let copy = file.try_clone().map_err(|e| e.to_string())?;
-    let status = Command::new("bash")
-        .arg("scripts/dynamodb-setup")
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(copy)
-        .status()
-        .map_err(|e| format!("cannot run scripts/dynamodb-setup: {e}"))?;
+    let status = interrupt::status(
+        Command::new("bash")
+            .arg("scripts/dynamodb-setup")
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(copy),
+    )
+    .map_err(|e| format!("cannot run scripts/dynamodb-setup: {e}"))?;
     if status.success() {
         Ok(())
     } else {

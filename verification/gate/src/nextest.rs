@@ -97,10 +97,10 @@ fn command(invocation: &Invocation, verb: &str, log: &Path) -> Command {
 
 /// The number of tests that will run; builds them on the way.
 fn list(invocation: &Invocation, log: &Path, spinner: &ProgressBar) -> Result<usize, String> {
-    let mut child = command(invocation, "list", log)
-        .args(["--message-format", "json"])
-        .spawn()
-        .map_err(|e| format!("cannot start cargo nextest: {e} (install cargo-nextest)"))?;
+    let mut child = crate::interrupt::spawn(
+        command(invocation, "list", log).args(["--message-format", "json"]),
+    )
+    .map_err(|e| format!("cannot start cargo nextest: {e} (install cargo-nextest)"))?;
     let mut stdout = String::new();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -145,10 +145,11 @@ fn execute(invocation: &Invocation, log: &Path, expected: usize) -> Outcome {
     bar.set_message(tier);
     let mut checks = Vec::new();
     let started = Instant::now();
-    let child = command(invocation, "run", log)
-        .args(["--no-fail-fast", "--message-format", "libtest-json-plus"])
-        .args(&invocation.run_args)
-        .spawn();
+    let child = crate::interrupt::spawn(
+        command(invocation, "run", log)
+            .args(["--no-fail-fast", "--message-format", "libtest-json-plus"])
+            .args(&invocation.run_args),
+    );
     let mut child = match child {
         Ok(child) => child,
         Err(e) => {

@@ -74,10 +74,7 @@ fn probe(figures: &[Figure], log: &Path) -> Result<String, String> {
     let target = std::path::absolute(root.join("target"))
         .map_err(|e| format!("cannot resolve target/probe: {e}"))?;
     let built = quota_bench("--instructions", &json, log).and_then(|mut command| {
-        command
-            .current_dir(&copy)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
+        crate::interrupt::status(command.current_dir(&copy).env("CARGO_TARGET_DIR", &target))
     });
     let measured = std::fs::read_to_string(&json)
         .ok()

@@ -26,10 +26,15 @@ pub struct Tier {
     pub runner: Runner,
     /// Whether it needs the container engine and emulator image (`scripts/dynamodb-setup`).
     pub needs_emulator: bool,
-    /// Whether it runs in the background beside the emulator tiers that follow it: it keeps
-    /// one core busy, they mostly wait on the emulator. Joined before the next tier that
-    /// does not need the emulator.
+    /// Whether it runs in the background beside the emulator tiers that follow it (they
+    /// wait on the emulator and on processes much of the time, so the cores have room).
+    /// Joined before the next tier that does not need the emulator.
     pub beside_emulator: bool,
+    /// Whether its tests share one emulator container the gate starts for the tier
+    /// (`QUOTA_DYNAMODB_ENDPOINT`; see `emulator.rs`) instead of starting one each.
+    pub shared_emulator: bool,
+    /// nextest's `--test-threads`, when not one per core.
+    pub test_threads: Option<usize>,
 }
 
 /// Every tier, in the order they run. The zoo and baseline tiers are derived from these
@@ -43,6 +48,8 @@ pub const TIERS: &[Tier] = &[
         },
         needs_emulator: false,
         beside_emulator: false,
+        shared_emulator: false,
+        test_threads: None,
     },
     Tier {
         name: "lost-update",
@@ -52,6 +59,8 @@ pub const TIERS: &[Tier] = &[
         },
         needs_emulator: false,
         beside_emulator: false,
+        shared_emulator: false,
+        test_threads: None,
     },
     Tier {
         name: "linearizability",
@@ -61,6 +70,8 @@ pub const TIERS: &[Tier] = &[
         },
         needs_emulator: false,
         beside_emulator: false,
+        shared_emulator: false,
+        test_threads: None,
     },
     Tier {
         name: "loom",
@@ -68,6 +79,9 @@ pub const TIERS: &[Tier] = &[
         runner: Runner::Loom,
         needs_emulator: false,
         beside_emulator: true,
+        shared_emulator: false,
+        // One model at a time: two at once on 2 cores is slower, not faster.
+        test_threads: Some(1),
     },
     Tier {
         name: "dynamodb",
@@ -76,7 +90,10 @@ pub const TIERS: &[Tier] = &[
             filter: "package(quota-dynamodb-tests)",
         },
         needs_emulator: true,
-        beside_emulator: false,
+        beside_emulator: true,
+        shared_emulator: true,
+        // Its tests wait on the emulator's answers much of the time: 4 at once on 2 cores.
+        test_threads: Some(4),
     },
     Tier {
         name: "fleet",
@@ -86,6 +103,8 @@ pub const TIERS: &[Tier] = &[
         },
         needs_emulator: true,
         beside_emulator: false,
+        shared_emulator: false,
+        test_threads: None,
     },
     Tier {
         name: "bench",
@@ -93,6 +112,8 @@ pub const TIERS: &[Tier] = &[
         runner: Runner::Bench,
         needs_emulator: false,
         beside_emulator: false,
+        shared_emulator: false,
+        test_threads: None,
     },
 ];
 

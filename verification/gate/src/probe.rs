@@ -1,5 +1,6 @@
 //! The instruction baseline must fail on a change that adds work to the hot path: the bench
-//! tier copies the workspace, makes a throwaway change in the copy (the clock's value passed
+//! tier copies the workspace (only what changed since the last run, so its build is
+//! incremental), makes a throwaway change in the copy (the clock's value passed
 //! through two `black_box`es on `record_call`'s hot path), builds the copy's `quota-bench`,
 //! counts its instructions and compares that count with this run's exactly as the baseline
 //! comparison would. The check passes only when the comparison fails.
@@ -51,23 +52,26 @@ fn probe(figures: &[Figure], log: &Path) -> Result<String, String> {
             "this run has no figure {FIGURE:?} (valgrind missing, or a debug build?): nothing to compare the change with"
         ));
     };
-    let root = PathBuf::from("target/probe");
-    let copy = root.join("workspace");
-    let _ = std::fs::remove_dir_all(&copy);
-    for entry in COPIED {
-        copy_tree(Path::new(entry), &copy.join(entry))
-            .map_err(|e| format!("cannot copy {entry} to {}: {e}", copy.display()))?;
-    }
-    let file = copy.join(FILE);
-    let source = std::fs::read_to_string(&file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let source = std::fs::read_to_string(FILE).map_err(|e| format!("cannot read {FILE}: {e}"))?;
     if source.matches(MARKER).count() != 1 {
         return Err(format!(
             "{FILE} must hold the marker {MARKER:?} exactly once"
         ));
     }
     let changed = source.replace(MARKER, &format!("{MARKER}\n{CHANGE}"));
-    std::fs::write(&file, changed).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let root = PathBuf::from("target/probe");
+    let copy = root.join("workspace");
+    let content = |path: &Path| {
+        if path == Path::new(FILE) {
+            Ok(changed.clone().into_bytes())
+        } else {
+            std::fs::read(path)
+        }
+    };
+    for entry in COPIED {
+        sync_tree(Path::new(entry), &copy.join(entry), &content)
+            .map_err(|e| format!("cannot copy {entry} to {}: {e}", copy.display()))?;
+    }
     let json = std::path::absolute(root.join("figures.json"))
         .map_err(|e| format!("cannot resolve target/probe: {e}"))?;
     let _ = std::fs::remove_file(&json);
@@ -104,21 +108,50 @@ fn probe(figures: &[Figure], log: &Path) -> Result<String, String> {
 }
 
 /// Copies `from` (a file or a directory) to `to`, leaving out build output.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Makes `to` hold what `from` holds (`target` directories left out), each file's bytes as
+/// `content` gives them. Only files whose bytes differ are written and files gone from `from`
+/// are removed, so that cargo sees what did not change as unchanged and the copy's build
+/// stays incremental from one gate run to the next.
+fn sync_tree(
+    from: &Path,
+    to: &Path,
+    content: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<()> {
     if from.is_file() {
+        let bytes = content(from)?;
+        if std::fs::read(to).ok().as_deref() == Some(&bytes[..]) {
+            return Ok(());
+        }
+        if to.is_dir() {
+            std::fs::remove_dir_all(to)?;
+        }
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::copy(from, to)?;
-        return Ok(());
+        return std::fs::write(to, bytes);
+    }
+    if to.is_file() {
+        std::fs::remove_file(to)?;
     }
     std::fs::create_dir_all(to)?;
+    let mut kept = std::collections::HashSet::new();
     for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.file_name() == "target" {
+        let name = entry?.file_name();
+        if name == "target" {
             continue;
         }
-        copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        sync_tree(&from.join(&name), &to.join(&name), content)?;
+        kept.insert(name);
+    }
+    for entry in std::fs::read_dir(to)? {
+        let entry = entry?;
+        if !kept.contains(&entry.file_name()) {
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
     }
     Ok(())
 }

@@ -42,7 +42,8 @@ const INTERRUPTED: u8 = 130;
 /// worker's calls since its last acknowledged sync (`lost` ≤ `lost_bound`), and holds
 /// nothing more than was recorded (`doubled` = 0). Admissions across the fleet stay at or
 /// under the ceiling (`--admission bounded`) or under the default mode's stated bound
-/// (`admitted_bound`, from ARCHITECTURE.md's formula with the run's own rates and sync gaps).
+/// (`admitted_bound`, from ARCHITECTURE.md's formula with the run's own rates and sync gaps);
+/// a killed worker's unanswered asks (`in_doubt`) may have been refusals and are not counted.
 ///
 /// Without --endpoint it starts the emulator image of scripts/dynamodb-setup itself, on a
 /// volume (so a restart keeps the table), and removes it at the end. With --endpoint (a real

@@ -59,9 +59,15 @@ pub struct ServiceVerdict {
     pub lost_bound: u64,
     /// Calls the store holds beyond every call that may have been recorded.
     pub doubled: u64,
-    /// Calls admitted across the fleet, unanswered ones included (each may have reached the
-    /// provider).
+    /// Calls admitted across the fleet: the asks answered "admitted". This is what the
+    /// ceiling (or the stated bound) is checked against.
     pub admitted: u64,
+    /// Asks of killed workers that were never answered. Each may have been admitted or
+    /// refused (an ask waiting on a lease from a restarting store is killed before it is
+    /// refused), so, as the checker treats an unknown outcome, the run is within the
+    /// ceiling when some outcome of them is: all refused. They still count as possibly
+    /// stored (`doubled` is what the store holds beyond admitted and in-doubt calls).
+    pub in_doubt: u64,
     /// The service's ceiling per window.
     pub ceiling: u64,
     /// The default mode's stated bound for this run (`None` in the bounded mode, whose
@@ -119,7 +125,7 @@ pub fn judge(
     }
     let recorded = graceful + killed;
     let (low, high) = (graceful + acked, recorded + unanswered);
-    let admitted = recorded + unanswered;
+    let admitted = recorded;
     // D: a call is in the store by its instance's next acknowledged sync, and read by
     // another at that one's next: twice the longest gap between acknowledged syncs.
     let span = 2 * workers
@@ -141,6 +147,7 @@ pub fn judge(
         lost_bound: killed.saturating_sub(acked),
         doubled: stored.saturating_sub(high),
         admitted,
+        in_doubt: unanswered,
         ceiling,
         admitted_bound,
         pass: low <= stored && stored <= high && within,
@@ -188,6 +195,20 @@ mod tests {
             !judge("api", &workers, 10, 9, true).pass,
             "10 admitted, ceiling 9"
         );
+    }
+
+    #[test]
+    fn a_killed_workers_unanswered_asks_may_have_been_refused_but_answered_ones_count() {
+        // At the ceiling with one ask in doubt: within it if that ask was refused.
+        let (full, killed) = (account(600, 0, 600), account(200, 1, 150));
+        let workers = [(Fate::Survived, &full), (Fate::Killed, &killed)];
+        let v = judge("api", &workers, 780, 800, true);
+        assert!(v.pass && v.admitted == 800 && v.in_doubt == 1, "{v:?}");
+        // One answered admission past the ceiling fails, killed or not.
+        let over = account(201, 0, 150);
+        let workers = [(Fate::Survived, &full), (Fate::Killed, &over)];
+        let v = judge("api", &workers, 780, 800, true);
+        assert!(!v.pass && v.admitted == 801, "{v:?}");
     }
 
     #[test]

@@ -46,11 +46,31 @@ fn table(name: &str) -> String {
     format!("fleet-test-{name}-{}", std::process::id())
 }
 
-fn out_dir(name: &str) -> String {
-    std::env::temp_dir()
-        .join(format!("quota-fleet-test-{name}-{}", std::process::id()))
-        .display()
-        .to_string()
+/// A run's journal directory, removed when the test passes (kept for reading when it fails).
+struct OutDir(String);
+
+impl std::ops::Deref for OutDir {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn out_dir(name: &str) -> OutDir {
+    OutDir(
+        std::env::temp_dir()
+            .join(format!("quota-fleet-test-{name}-{}", std::process::id()))
+            .display()
+            .to_string(),
+    )
 }
 
 fn sum(service_rows: &serde_json::Value, field: &str) -> u64 {
@@ -107,7 +127,7 @@ fn the_fixed_tracker_passes_every_fault_and_a_terminated_worker_loses_nothing() 
     );
     assert_eq!(report["doubled"], 0);
     assert!(
-        Path::new(&out).join("worker-0.jsonl").exists(),
+        Path::new(&*out).join("worker-0.jsonl").exists(),
         "journals kept in --out"
     );
     assert!(

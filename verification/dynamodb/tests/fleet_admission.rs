@@ -1,5 +1,6 @@
 //! Admission across a fleet: 4 instances × 4 threads sharing one table of the real server,
-//! each thread admitting (and refunding one call in 8) until refused, 20 runs per mode.
+//! each thread admitting (and refunding one call in 8) until refused (in the bounded mode,
+//! until refused with the whole ceiling granted: `ceiling_granted`), 20 runs per mode.
 //!
 //! - Bounded mode (leases): the calls admitted and not refunded never pass the ceiling,
 //!   the table holds exactly admitted − refunded, and after every instance stopped, the
@@ -33,6 +34,8 @@ const RUNS: usize = 20;
 const INTERVAL_MS: i64 = 100;
 /// Between two admissions of one thread.
 const PACE: Duration = Duration::from_millis(2);
+/// How long a bounded-mode thread goes on being refused before the ceiling is all granted.
+const GIVE_UP: Duration = Duration::from_secs(5);
 
 type Instance = SyncedTracker<Arc<BlockingDynamoStore>>;
 
@@ -80,6 +83,9 @@ fn run(server: &Server, bounded: bool, index: usize) -> Run {
         }),
     );
     let before = calls.counts();
+    // A second client on the table, its requests not counted: for the threads' stop rule.
+    let granted_view = Arc::new(server.store(&format!("fleet-{mode}-{index}"), clock.clone()));
+    let window = Window::containing(Period::Day, clock.now());
     let config = config(bounded);
     let fleet: Vec<Arc<Instance>> = (0..INSTANCES)
         .map(|i| {
@@ -107,17 +113,18 @@ fn run(server: &Server, bounded: bool, index: usize) -> Run {
                 Arc::clone(&refunded),
                 Arc::clone(&slowest),
             );
+            let granted_view = Arc::clone(&granted_view);
             std::thread::spawn(move || {
                 let id = instance.tracker().service(SERVICE).expect("configured");
                 let mut times = Vec::new();
-                let mut refusals = 0;
-                while refusals < 3 {
+                let (mut refusals, mut refused_since) = (0, None::<Instant>);
+                loop {
                     let before = Instant::now();
                     let admission = instance.admit(id, 1).expect("valid");
                     slowest.fetch_max(before.elapsed().as_millis() as u64, Ordering::Relaxed);
                     match admission.reservation {
                         Some(reservation) => {
-                            refusals = 0;
+                            (refusals, refused_since) = (0, None);
                             let n = admitted.fetch_add(1, Ordering::Relaxed) + 1;
                             if n % 8 == 0 {
                                 instance.refund(reservation).expect("own reservation");
@@ -126,7 +133,22 @@ fn run(server: &Server, bounded: bool, index: usize) -> Run {
                                 times.push(start.elapsed().as_millis() as i64);
                             }
                         }
-                        None => refusals += 1,
+                        None => {
+                            refusals += 1;
+                            let since = *refused_since.get_or_insert_with(Instant::now);
+                            if refusals >= 3
+                                && (!bounded
+                                    || ceiling_granted(&granted_view, window)
+                                    || since.elapsed() > GIVE_UP)
+                            {
+                                break;
+                            }
+                            if bounded && refusals >= 3 {
+                                // A lease grant failed (a loaded machine's timeout): the
+                                // instance asks again after LEASE_RETRY_MS.
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                        }
                     }
                     std::thread::sleep(PACE);
                 }
@@ -175,6 +197,16 @@ fn run(server: &Server, bounded: bool, index: usize) -> Run {
             .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
             .collect(),
     }
+}
+
+/// In the bounded mode a thread's refusals are final once the whole ceiling is granted:
+/// what is left is in other instances' leases, and their threads use it. Before that, a
+/// refusal follows a lease grant that failed (on a loaded machine, a timeout), and the
+/// instance asks again after `LEASE_RETRY_MS`; a thread waits for that, up to `GIVE_UP`.
+fn ceiling_granted(store: &BlockingDynamoStore, window: Window) -> bool {
+    store
+        .granted(SERVICE, window)
+        .is_ok_and(|granted| granted >= CEILING)
 }
 
 /// Requests per 1,000 calls kept: all of them, and those on lease items.

@@ -136,14 +136,13 @@ fn run(server: &Server, bounded: bool, index: usize) -> Run {
                         None => {
                             refusals += 1;
                             let since = *refused_since.get_or_insert_with(Instant::now);
-                            if refusals >= 3
-                                && (!bounded
+                            if refusals >= 3 {
+                                if !bounded
                                     || ceiling_granted(&granted_view, window)
-                                    || since.elapsed() > GIVE_UP)
-                            {
-                                break;
-                            }
-                            if bounded && refusals >= 3 {
+                                    || since.elapsed() > GIVE_UP
+                                {
+                                    break;
+                                }
                                 // A lease grant failed (a loaded machine's timeout): the
                                 // instance asks again after LEASE_RETRY_MS.
                                 std::thread::sleep(Duration::from_millis(50));

@@ -125,7 +125,6 @@ pub fn judge(
     }
     let recorded = graceful + killed;
     let (low, high) = (graceful + acked, recorded + unanswered);
-    let admitted = recorded;
     // D: a call is in the store by its instance's next acknowledged sync, and read by
     // another at that one's next: twice the longest gap between acknowledged syncs.
     let span = 2 * workers
@@ -138,7 +137,7 @@ pub fn judge(
         .map(|(_, a)| a.times.get(service).map_or(&[][..], Vec::as_slice))
         .collect();
     let admitted_bound = (!bounded).then(|| default_bound(ceiling, &times, span));
-    let within = admitted <= admitted_bound.unwrap_or(ceiling);
+    let within = recorded <= admitted_bound.unwrap_or(ceiling);
     ServiceVerdict {
         service: service.to_owned(),
         recorded,
@@ -146,7 +145,7 @@ pub fn judge(
         lost: recorded.saturating_sub(stored),
         lost_bound: killed.saturating_sub(acked),
         doubled: stored.saturating_sub(high),
-        admitted,
+        admitted: recorded,
         in_doubt: unanswered,
         ceiling,
         admitted_bound,

@@ -308,13 +308,12 @@ fn timed(tier: &Tier, files: &Files, report: &mut Report, visible: bool) -> Tier
 fn join(handle: std::thread::ScopedJoinHandle<'_, TierRun>, tier: &str) -> TierRun {
     eprintln!("  waiting for the background tier {tier}");
     handle.join().unwrap_or_else(|_| TierRun {
-        checks: vec![Check {
-            name: format!("{tier}/run"),
-            tier: tier.to_owned(),
-            status: Status::Fail,
-            elapsed_ms: 0,
-            detail: "the gate's thread running this tier panicked".to_owned(),
-        }],
+        checks: vec![nextest::failure(
+            tier,
+            "run",
+            0,
+            "the gate's thread running this tier panicked".to_owned(),
+        )],
         elapsed_ms: 0,
     })
 }
@@ -365,15 +364,7 @@ fn run_tier(
     report: &mut Report,
     visible: bool,
 ) -> Vec<Check> {
-    let failed = |what: &str, detail: String| {
-        vec![Check {
-            name: format!("{}/{what}", tier.name),
-            tier: tier.name.to_owned(),
-            status: Status::Fail,
-            elapsed_ms: 0,
-            detail,
-        }]
-    };
+    let failed = |what: &str, detail: String| vec![nextest::failure(tier.name, what, 0, detail)];
     if tier.needs_emulator
         && let Err(detail) = set_up_emulator_once(log)
     {

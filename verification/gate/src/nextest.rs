@@ -224,7 +224,8 @@ fn execute(invocation: &Invocation, log: &Path, expected: usize) -> Outcome {
     Outcome { checks }
 }
 
-fn failure(tier: &str, what: &str, elapsed_ms: u64, detail: String) -> Check {
+/// A failed check named `<tier>/<what>`: a step of the tier that could not run.
+pub fn failure(tier: &str, what: &str, elapsed_ms: u64, detail: String) -> Check {
     Check {
         name: format!("{tier}/{what}"),
         tier: tier.to_owned(),

@@ -145,7 +145,16 @@ impl QuotaState {
             let critical = if counter.critical_seen {
                 u64::MAX
             } else {
-                counter.critical_at
+                counter.critical_at()
+            };
+            // Within the limit, the hot path stays within it (one call across it takes the
+            // full path); past it, it stays past: either way `remaining_mask` holds.
+            let within = counter.used <= counter.limit;
+            counter.remaining_mask = if within { u64::MAX } else { 0 };
+            let limit_cap = if within {
+                counter.limit.saturating_add(1)
+            } else {
+                u64::MAX
             };
             // Kept at or under HALF, and 0 once `used` reaches it: then `used` stays below
             // HALF on the hot path, and `used + count` (count below HALF) cannot overflow.
@@ -158,6 +167,7 @@ impl QuotaState {
                     .saturating_add(1)
                     .min(critical)
                     .min(HALF)
+                    .min(limit_cap)
             };
             counter.record_below = if bounded { 0 } else { below };
             let lease_below = if bounded {
@@ -207,7 +217,8 @@ impl QuotaState {
         }
         counter.used = used;
         self.updated_at = now;
-        let usage = Usage::new(service, counter.limit, counter.ceiling, used);
+        let remaining = counter.limit.wrapping_sub(used) & counter.remaining_mask;
+        let usage = Usage::hot(service, counter.limit, counter.ceiling, used, remaining);
         Some((usage, counter.window))
     }
 }
@@ -287,13 +298,15 @@ mod tests {
     //! same after every step.
 
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
 
     use crate::batch::{StoredDay, StoredWindow, SyncOutcome};
-    use crate::clock::{ManualClock, Timestamp};
+    use crate::clock::{Clock, ManualClock, Timestamp};
     use crate::config::{Period, QuotaConfig, ServiceConfig, ServiceId};
     use crate::day::UtcDay;
     use crate::lease::LeasePolicy;
     use crate::tracker::{Admission, ReloadOutcome, Tracker, TrackerOptions};
+    use crate::window::Window;
     use crate::{Reservation, StoreError, StoreErrorKind};
 
     /// xorshift64*: reproducible without a dependency.
@@ -630,6 +643,48 @@ mod tests {
             "two calls fit the total, not three"
         );
         assert_eq!(tracker.raw_state().total_api_calls_today(), u64::MAX);
+    }
+
+    /// A clock that computes the time when asked (no shared atomic), as `SystemClock` does.
+    struct AskedClock(AtomicI64);
+
+    impl Clock for AskedClock {
+        fn now(&self) -> Timestamp {
+            Timestamp(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    #[test]
+    fn a_clock_without_a_shared_atomic_is_asked_and_calls_carry_its_time() {
+        let start = 1_800_000_000_000; // a minute's start, mid-month
+        let clock = Arc::new(AskedClock(AtomicI64::new(start)));
+        let tracker = Tracker::new(config(false), clock.clone());
+        let (minute, month) = (ServiceId(0), ServiceId(2));
+        let used = |id| tracker.raw_state().usage(id).map(|u| u.used());
+        for calls in 1..=3 {
+            let recorded = tracker.record_call(minute, 1).expect("fits");
+            assert_eq!(recorded.usage.used(), calls);
+        }
+        let admitted = tracker.admit(month, 2).expect("admits");
+        assert!(admitted.reservation.is_some(), "{admitted:?}");
+        assert_eq!(tracker.raw_state().updated_at(), Some(Timestamp(start)));
+        // The next minute: the window rolls at the clock's time, not at "never".
+        clock.0.store(start + 60_000, Ordering::SeqCst);
+        tracker.record_call(minute, 1).expect("fits");
+        tracker.record_call(minute, 1).expect("fits");
+        assert_eq!(used(minute), Ok(2), "a new window");
+        assert_eq!(used(month), Ok(2), "the month goes on");
+        assert_eq!(
+            tracker.raw_state().updated_at(),
+            Some(Timestamp(start + 60_000))
+        );
+        assert_eq!(
+            tracker.raw_state().window(minute),
+            Some(Window::containing(
+                Period::Minute,
+                Timestamp(start + 60_000)
+            ))
+        );
     }
 
     #[test]

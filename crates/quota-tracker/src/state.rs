@@ -38,6 +38,10 @@ pub(crate) struct Counter {
     pub(crate) admit_below: u64,
     /// The service's limit.
     pub(crate) limit: u64,
+    /// `u64::MAX` while `used` is within the limit and 0 past it, for as long as the hot
+    /// path's bounds hold ([`QuotaState::rebound`]): the hot path's `remaining` is
+    /// `(limit − used) & remaining_mask`, with no saturation to compute.
+    pub(crate) remaining_mask: u64,
     /// Admission keeps `used` at or under this now: `normal_ceiling`, or the reduced one
     /// ([`Counter::reduced_ceiling`]) in reduced-rate mode (switched when the mode changes,
     /// so the hot path reads one word).
@@ -56,8 +60,6 @@ pub(crate) struct Counter {
     /// A call at or after this (ms) closes the current bucket: the window's end or the
     /// day's, whichever is first.
     pub(crate) next_roll: i64,
-    /// The smallest `used` at or above the critical threshold.
-    pub(crate) critical_at: u64,
     /// The configured percentage of the limit.
     pub(crate) normal_ceiling: u64,
     /// Below this lease, ask for the next block ahead of need (0 in the default mode).
@@ -73,6 +75,12 @@ pub(crate) struct Counter {
 const _: () = assert!(std::mem::size_of::<Counter>() == 128);
 
 impl Counter {
+    /// The smallest `used` at or above the critical threshold (computed, not kept: the
+    /// counter's 128 bytes hold the hot path's fields).
+    pub(crate) fn critical_at(&self) -> u64 {
+        critical_at(self.limit)
+    }
+
     /// The ceiling in reduced-rate mode: 25 % of the limit, never above the normal one.
     fn reduced_ceiling(&self) -> u64 {
         self.normal_ceiling
@@ -162,13 +170,13 @@ impl QuotaState {
                     record_below: 0,
                     admit_below: 0,
                     limit: s.limit(),
+                    remaining_mask: u64::MAX,
                     ceiling,
                     mark: 0,
                     pending: 0,
                     today: 0,
                     lease: lease::initial_lease(&config),
                     next_roll: window.bucket_end(now),
-                    critical_at: critical_at(s.limit()),
                     normal_ceiling: ceiling,
                     lease_low: lease::low_water(&config, ceiling),
                     window,
@@ -327,7 +335,7 @@ impl QuotaState {
         ) else {
             return Err(self.overflow(service, count));
         };
-        let crossed_critical = used >= counter.critical_at && !counter.critical_seen;
+        let crossed_critical = used >= counter.critical_at() && !counter.critical_seen;
         let bounded = self.config.lease_policy().is_some();
         let slot = &mut self.counters[service.0];
         slot.set_used(used);
@@ -587,7 +595,7 @@ impl QuotaState {
             }
             if let Some(stored_window) = stored_window {
                 counter.set_used(counter.used.max(add_signed(stored_window, own_window)));
-                counter.critical_seen |= counter.used >= counter.critical_at;
+                counter.critical_seen |= counter.used >= counter.critical_at();
             }
         }
         if same_day {

@@ -46,6 +46,30 @@ impl Usage {
         }
     }
 
+    /// [`Usage::new`] with `remaining` computed by the hot path (`crate::fast`), which
+    /// knows whether `used` is within the limit and so needs no saturation.
+    #[inline(always)]
+    pub(crate) fn hot(
+        service: ServiceId,
+        limit: u64,
+        ceiling: u64,
+        used: u64,
+        remaining: u64,
+    ) -> Self {
+        debug_assert_eq!(
+            remaining,
+            limit.saturating_sub(used),
+            "the hot path's remaining"
+        );
+        Self {
+            service,
+            limit,
+            used,
+            remaining,
+            ceiling,
+        }
+    }
+
     /// A usage whose `remaining` was read apart from `used`: only the `torn-read` historical
     /// variant builds one.
     #[cfg(feature = "zoo")]

@@ -4,13 +4,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use quota_tracker::TickingClock;
 use quota_tracker::sync::ParkingLotBackend;
+use quota_tracker::{SystemClock, TickingClock};
 
 use crate::recorders::{Admitter, Core, Floor, Recorder, Toy};
 
 /// The implementations a tight loop can run, by name.
-pub const IMPLEMENTATIONS: [&str; 5] = ["floor", "toy", "core", "admit", "admit-bounded"];
+pub const IMPLEMENTATIONS: [&str; 6] = [
+    "floor",
+    "toy",
+    "core",
+    "core-system-clock",
+    "admit",
+    "admit-bounded",
+];
 
 /// Runs `calls` in all on `threads` threads sharing `recorder`; wall time per call (ns).
 fn time<R: Recorder>(recorder: R, threads: u64, calls: u64) -> f64 {
@@ -42,6 +49,12 @@ pub fn run(which: &str, threads: u64, calls: u64) -> Result<f64, String> {
         "toy" => time(Toy::default(), threads, calls),
         "core" => time(
             Core::<ParkingLotBackend>::new(TickingClock::start()),
+            threads,
+            calls,
+        ),
+        // A clock without a shared atomic: asked off the hot path's first try.
+        "core-system-clock" => time(
+            Core::<ParkingLotBackend>::new(Arc::new(SystemClock)),
             threads,
             calls,
         ),

@@ -61,19 +61,26 @@ impl Usage {
             limit.saturating_sub(used),
             "the hot path's remaining"
         );
-        Self {
-            service,
-            limit,
-            used,
-            remaining,
-            ceiling,
-        }
+        Self::with_remaining(service, limit, ceiling, used, remaining)
     }
 
     /// A usage whose `remaining` was read apart from `used`: only the `torn-read` historical
     /// variant builds one.
     #[cfg(feature = "zoo")]
     pub(crate) fn torn(
+        service: ServiceId,
+        limit: u64,
+        ceiling: u64,
+        used: u64,
+        remaining: u64,
+    ) -> Self {
+        Self::with_remaining(service, limit, ceiling, used, remaining)
+    }
+
+    /// The fields as given: the callers above say why `remaining` is right (or, for the
+    /// zoo, wrong).
+    #[inline(always)]
+    fn with_remaining(
         service: ServiceId,
         limit: u64,
         ceiling: u64,

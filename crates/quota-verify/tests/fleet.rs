@@ -170,70 +170,79 @@ fn the_bounded_mode_admits_at_most_the_ceiling_across_processes() {
     );
 }
 
-/// Each store variant must fail the fleet run, its own way, with the faults: the
-/// freeze leaves a write in doubt (its answer dropped), which `retry-double-apply` doubles.
+/// A store variant must fail the fleet run, its own way, with the faults: the freeze
+/// leaves a write in doubt (its answer dropped), which `retry-double-apply` doubles. One test
+/// per variant, so the gate runs them side by side (each run waits out its duration).
+fn store_variant_is_caught_at_fleet_level(variant: &str, way: &str) {
+    let (table, out) = (table(variant), out_dir(variant));
+    let output = run(&[
+        "--instances",
+        "3",
+        "--threads",
+        "2",
+        "--duration",
+        "15",
+        "--seed",
+        "5",
+        "--faults",
+        "kill,freeze,store-restart",
+        "--store-variant",
+        variant,
+        "--table",
+        &table,
+        "--out",
+        &out,
+        "--json",
+    ]);
+    let report = report(&output);
+    let (lost, doubled) = (
+        sum(&report["services"], "lost"),
+        sum(&report["services"], "doubled"),
+    );
+    // Lost beyond the bound: what the store lacks past the killed workers' unsynced calls.
+    let lost_beyond = lost.saturating_sub(sum(&report["services"], "lost_bound"));
+    let caught = report["verdict"] == "fail";
+    let direction = quota_evidence::direction(lost_beyond, doubled);
+    let finding = Finding::new(
+        format!("fleet/{}", if way == "lost" { "lost" } else { "doubled" }),
+        variant,
+        caught,
+        if caught {
+            format!(
+                "lost {lost} (bound {}), doubled {doubled}",
+                sum(&report["services"], "lost_bound")
+            )
+        } else {
+            String::new()
+        },
+    )
+    .with_direction(direction);
+    finding.emit();
+    assert!(caught, "{variant} passed the fleet run: {report:#}");
+    assert_eq!(output.status.code(), Some(1), "{variant}");
+    assert!(
+        finding.shows(way),
+        "{variant} must show as {way}: {report:#}"
+    );
+    assert!(
+        processes_with(&table).is_empty(),
+        "a worker outlived the run"
+    );
+}
+
 #[test]
-fn store_variants_are_caught_at_fleet_level_naming_lost_or_doubled_counts() {
-    for (variant, way) in [
-        ("sync-overwrite", "lost"),
-        ("retry-double-apply", "doubled"),
-        ("ack-before-write", "lost"),
-    ] {
-        let (table, out) = (table(variant), out_dir(variant));
-        let output = run(&[
-            "--instances",
-            "3",
-            "--threads",
-            "2",
-            "--duration",
-            "15",
-            "--seed",
-            "5",
-            "--faults",
-            "kill,freeze,store-restart",
-            "--store-variant",
-            variant,
-            "--table",
-            &table,
-            "--out",
-            &out,
-            "--json",
-        ]);
-        let report = report(&output);
-        let (lost, doubled) = (
-            sum(&report["services"], "lost"),
-            sum(&report["services"], "doubled"),
-        );
-        // Lost beyond the bound: what the store lacks past the killed workers' unsynced calls.
-        let lost_beyond = lost.saturating_sub(sum(&report["services"], "lost_bound"));
-        let caught = report["verdict"] == "fail";
-        let direction = quota_evidence::direction(lost_beyond, doubled);
-        let finding = Finding::new(
-            format!("fleet/{}", if way == "lost" { "lost" } else { "doubled" }),
-            variant,
-            caught,
-            if caught {
-                format!(
-                    "lost {lost} (bound {}), doubled {doubled}",
-                    sum(&report["services"], "lost_bound")
-                )
-            } else {
-                String::new()
-            },
-        )
-        .with_direction(direction);
-        finding.emit();
-        assert!(caught, "{variant} passed the fleet run: {report:#}");
-        assert_eq!(output.status.code(), Some(1), "{variant}");
-        assert!(
-            finding.shows(way),
-            "{variant} must show as {way}: {report:#}"
-        );
-        assert!(
-            processes_with(&table).is_empty(),
-            "a worker outlived the run"
-        );
-    }
+fn sync_overwrite_is_caught_at_fleet_level_as_lost_counts() {
+    store_variant_is_caught_at_fleet_level("sync-overwrite", "lost");
+}
+
+#[test]
+fn retry_double_apply_is_caught_at_fleet_level_as_doubled_counts() {
+    store_variant_is_caught_at_fleet_level("retry-double-apply", "doubled");
+}
+
+#[test]
+fn ack_before_write_is_caught_at_fleet_level_as_lost_counts() {
+    store_variant_is_caught_at_fleet_level("ack-before-write", "lost");
 }
 
 #[test]

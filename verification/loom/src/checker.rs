@@ -2,9 +2,10 @@
 //! caught, for the reason expected.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::report::{Kind, ModelReport};
@@ -120,6 +121,7 @@ impl Model {
             kind: self.kind,
             subject: self.subject,
             executions: run.executions,
+            behaviours: run.behaviours,
             preemption_bound: self.bound.as_option(),
             elapsed_ms: run.elapsed_ms,
             verdict,
@@ -148,18 +150,24 @@ fn install_quiet_hook() {
 
 struct Run {
     executions: u64,
+    /// Distinct behaviours among the passing executions (`trace::behaviour_hash`), however
+    /// many schedules led to each.
+    behaviours: u64,
     elapsed_ms: u64,
     failure: Option<(String, Vec<String>)>,
 }
 
-/// `QUOTA_LOOM_MAX_PREEMPTIONS=N` runs every model with bound N instead of its own (for
-/// experiments: how shallow is each bug, how much does a bound cost). Reports say which
-/// bound ran.
+/// `QUOTA_LOOM_MAX_PREEMPTIONS=N` runs every model with bound N instead of its own, and
+/// `=none` every model exhaustively (for experiments: how shallow is each bug, how much does
+/// a bound cost). Reports say which bound ran.
 fn effective(bound: Bound) -> Bound {
     match std::env::var("QUOTA_LOOM_MAX_PREEMPTIONS") {
+        Ok(value) if value == "none" => Bound::Exhaustive,
         Ok(value) => match value.parse() {
             Ok(n) => Bound::Preemptions(n),
-            Err(_) => panic!("QUOTA_LOOM_MAX_PREEMPTIONS={value:?}: expected a whole number"),
+            Err(_) => {
+                panic!("QUOTA_LOOM_MAX_PREEMPTIONS={value:?}: expected a whole number or \"none\"")
+            }
         },
         Err(_) => bound,
     }
@@ -169,6 +177,8 @@ fn run(bound: Bound, model: impl Fn() + Sync + Send + 'static) -> Run {
     install_quiet_hook();
     let executions = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&executions);
+    let behaviours = Arc::new(Mutex::new(HashSet::new()));
+    let seen = Arc::clone(&behaviours);
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = bound.as_option();
     let started = Instant::now();
@@ -177,13 +187,22 @@ fn run(bound: Bound, model: impl Fn() + Sync + Send + 'static) -> Run {
             counter.fetch_add(1, Ordering::Relaxed);
             trace::reset();
             model();
+            let behaviour = trace::behaviour_hash();
+            seen.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(behaviour);
         });
     }));
     let failure = outcome
         .err()
         .map(|payload| (panic_message(payload.as_ref()), trace::events()));
+    let distinct = behaviours
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .len();
     Run {
         executions: executions.load(Ordering::Relaxed),
+        behaviours: u64::try_from(distinct).unwrap_or(u64::MAX),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         failure,
     }

@@ -17,6 +17,7 @@ use quota_tracker::{
 };
 
 use crate::event;
+use crate::trace::{Role, run_concurrently};
 
 /// The core tracker on loom's mutex.
 pub type LoomTracker = Tracker<LoomBackend>;
@@ -248,14 +249,18 @@ pub fn flush(store: &LoomStore, instance: &LoomSynced) {
     panic!("flush: still pending after 4 syncs with a healthy store");
 }
 
-/// A thread that makes the store fail from some point on; where that point falls relative
-/// to the other threads is up to loom, so both outcomes of each store call get explored.
-pub fn inject_later(store: &Arc<LoomStore>, faults: Faults) -> loom::thread::JoinHandle<()> {
+/// The role "F", which makes the store fail from some point on; where that point falls
+/// relative to the other roles is up to loom, so both outcomes of each store call get
+/// explored.
+pub fn injection(store: &Arc<LoomStore>, faults: Faults) -> Role {
     let store = Arc::clone(store);
-    crate::trace::spawn("F", move || {
-        store.inject(faults);
-        event!("store faults armed: {faults:?}");
-    })
+    (
+        "F".to_owned(),
+        Box::new(move || {
+            store.inject(faults);
+            event!("store faults armed: {faults:?}");
+        }),
+    )
 }
 
 /// A one-shot signal between model threads (a loom atomic, so loom explores both sides).
@@ -344,37 +349,44 @@ impl Scenario {
             let store = store();
             let instance = synced("a", &store);
             let ledger = Arc::new(Ledger::default());
-            let mut handles = Vec::new();
+            let mut roles: Vec<Role> = Vec::new();
             for (i, &(service, calls)) in self.recorders.iter().enumerate() {
                 let (instance, ledger) = (Arc::clone(&instance), Arc::clone(&ledger));
-                handles.push(crate::trace::spawn(&format!("T{}", i + 1), move || {
-                    for _ in 0..calls {
-                        record_synced(&instance, self.variant, service, &ledger);
-                    }
-                }));
+                roles.push((
+                    format!("T{}", i + 1),
+                    Box::new(move || {
+                        for _ in 0..calls {
+                            record_synced(&instance, self.variant, service, &ledger);
+                        }
+                    }),
+                ));
             }
             for i in 0..self.syncers {
                 let instance = Arc::clone(&instance);
-                handles.push(crate::trace::spawn(&format!("S{}", i + 1), move || {
-                    for _ in 0..self.syncs_each {
-                        sync(&instance, self.variant);
-                    }
-                }));
+                roles.push((
+                    format!("S{}", i + 1),
+                    Box::new(move || {
+                        for _ in 0..self.syncs_each {
+                            sync(&instance, self.variant);
+                        }
+                    }),
+                ));
             }
             for i in 0..self.reloaders {
                 let instance = Arc::clone(&instance);
-                handles.push(crate::trace::spawn(&format!("R{}", i + 1), move || {
-                    event!("reload");
-                    let report = instance.reload_as(self.variant);
-                    event!("reload: {report:?}");
-                }));
+                roles.push((
+                    format!("R{}", i + 1),
+                    Box::new(move || {
+                        event!("reload");
+                        let report = instance.reload_as(self.variant);
+                        event!("reload: {report:?}");
+                    }),
+                ));
             }
             if let Some(faults) = self.faults {
-                handles.push(inject_later(&store, faults));
+                roles.push(injection(&store, faults));
             }
-            for handle in handles {
-                handle.join().expect("model thread finished");
-            }
+            run_concurrently(roles);
             if self.flush {
                 flush(&store, &instance);
             }

@@ -27,6 +27,10 @@ pub struct ModelReport {
     pub subject: Option<String>,
     /// Executions loom explored (up to the failing one, for a caught bug).
     pub executions: u64,
+    /// Distinct behaviours among the passing executions: each thread's own events in order
+    /// (`trace::behaviour_hash`). Unlike `executions`, it does not grow with the schedules
+    /// loom needs to reach the same outcomes, so two versions of a model can be compared.
+    pub behaviours: u64,
     /// Preemption bound; `None` means exhaustive.
     pub preemption_bound: Option<usize>,
     /// Wall time, milliseconds.
@@ -50,11 +54,12 @@ impl ModelReport {
             .as_deref()
             .map_or_else(String::new, |r| format!(" ({r})"));
         println!(
-            "[loom] {:<46} {:<11} {:<7} executions={:<8} bound={:<4} time={:.2}s{reason}",
+            "[loom] {:<46} {:<11} {:<7} executions={:<8} behaviours={:<5} bound={:<4} time={:.2}s{reason}",
             self.name,
             format!("{:?}", self.kind).to_lowercase(),
             self.verdict,
             self.executions,
+            self.behaviours,
             bound,
             self.elapsed_ms as f64 / 1000.0,
         );

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use quota_loom::fixture::{LoomStore, LoomSynced};
+use quota_loom::trace::Role;
 use quota_loom::{Bound, Kind, Model, Reason, event, expect_caught, prove, trace};
 use quota_tracker::sync::LoomBackend;
 use quota_tracker::zoo::Variant;
@@ -50,27 +51,31 @@ fn two_instances(variant: Variant) -> impl Fn() + Sync + Send + 'static {
         let store: Arc<LoomStore> = Arc::new(MemoryStore::default());
         let (a, b) = (instance("a", &store), instance("b", &store));
         let admitted = Arc::new(AtomicU64::new(0));
-        let spawn = |label: &str, synced: &Arc<LoomSynced>, calls: usize| {
+        let role = |label: &str, synced: &Arc<LoomSynced>, calls: usize| -> Role {
             let (synced, admitted) = (Arc::clone(synced), Arc::clone(&admitted));
-            trace::spawn(label, move || {
-                let id = synced.tracker().service(SERVICE).expect("configured");
-                for _ in 0..calls {
-                    let admission = synced.admit_as(variant, id, 1).expect("valid");
-                    event!(
-                        "admit: {:?} at used={}",
-                        admission.refusal,
-                        admission.usage.used()
-                    );
-                    if admission.is_admitted() {
-                        admitted.fetch_add(1, Ordering::Relaxed);
+            (
+                label.to_owned(),
+                Box::new(move || {
+                    let id = synced.tracker().service(SERVICE).expect("configured");
+                    for _ in 0..calls {
+                        let admission = synced.admit_as(variant, id, 1).expect("valid");
+                        event!(
+                            "admit: {:?} at used={}",
+                            admission.refusal,
+                            admission.usage.used()
+                        );
+                        if admission.is_admitted() {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                }
-            })
+                }),
+            )
         };
-        let threads = [spawn("A1", &a, 1), spawn("A2", &a, 1), spawn("B1", &b, 2)];
-        for handle in threads {
-            handle.join().expect("thread finished");
-        }
+        trace::run_concurrently(vec![
+            role("A1", &a, 1),
+            role("A2", &a, 1),
+            role("B1", &b, 2),
+        ]);
         let admitted = admitted.load(Ordering::Relaxed);
         if admitted > CEILING {
             panic!("admitted past the ceiling: {admitted} admitted by a and b, ceiling {CEILING}");

@@ -38,7 +38,7 @@ fn two_syncers_never_overlap() {
 #[test]
 fn a_failing_write_puts_its_deltas_back() {
     prove(
-        Model::proof("sync/failing-write", Bound::Preemptions(4)),
+        Model::proof("sync/failing-write", Bound::Exhaustive),
         Scenario {
             syncers: 1,
             syncs_each: 2,
@@ -55,7 +55,7 @@ fn a_failing_write_puts_its_deltas_back() {
 #[test]
 fn a_write_in_doubt_is_applied_exactly_once() {
     prove(
-        Model::proof("sync/write-in-doubt", Bound::Preemptions(4)),
+        Model::proof("sync/write-in-doubt", Bound::Exhaustive),
         Scenario {
             syncers: 1,
             syncs_each: 2,

@@ -26,7 +26,7 @@ fn records_and_syncs_interleaved() {
 #[test]
 fn two_syncers_never_overlap() {
     prove(
-        Model::proof("sync/2-recorders-2-syncers", Bound::Preemptions(4)),
+        Model::proof("sync/2-recorders-2-syncers", Bound::Preemptions(5)),
         Scenario {
             syncers: 2,
             ..Scenario::new(Fixed, &[("tiingo", 1), ("finnhub", 1)])
@@ -73,7 +73,7 @@ fn a_write_in_doubt_is_applied_exactly_once() {
 #[test]
 fn a_failing_read_keeps_the_last_known_state() {
     prove(
-        Model::proof("sync/failing-read", Bound::Preemptions(4)),
+        Model::proof("sync/failing-read", Bound::Preemptions(5)),
         Scenario {
             syncers: 1,
             reloaders: 1,

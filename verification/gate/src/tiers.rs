@@ -104,9 +104,10 @@ pub const TIERS: &[Tier] = &[
         needs_emulator: true,
         beside_emulator: false,
         shared_emulator: false,
-        // Each test waits out its fleet's duration, the workers admitting at a set rate:
-        // 4 at once on 2 cores (measured: the tier 77 s with 2, see ARCHITECTURE.md).
-        test_threads: Some(4),
+        // Two at once: with 4 (the tier 47 s warm instead of about 65 s), a fresh-clone gate,
+        // where loom's release build runs beside the emulator tiers, timed out the
+        // dynamodb tier's emulator calls and lost lease grants in doubt.
+        test_threads: None,
     },
     Tier {
         name: "bench",

@@ -184,6 +184,22 @@ pub(crate) fn granted(item: &HashMap<String, AttributeValue>) -> Result<u64, Ite
     count_of(item, LEASE_GRANTED)
 }
 
+/// The attribute of a lease item that holds what one grant of `instance` got:
+/// `grant_<instance>_<ticket>` (one per grant, so a repeat of the ticket is recognised).
+pub(crate) fn grant_attribute(instance: &str, ticket: u64) -> String {
+    format!("grant_{instance}_{ticket}")
+}
+
+/// What the grant named by `attribute` got, if that grant landed.
+pub(crate) fn ticket_grant(
+    item: &HashMap<String, AttributeValue>,
+    attribute: &str,
+) -> Result<Option<u64>, ItemError> {
+    item.get(attribute)
+        .map(|value| count(&sort_key_of(item), attribute, value))
+        .transpose()
+}
+
 /// The count of a window item (0 when the counter is missing).
 pub fn decode_window(
     key: &WindowKey,

@@ -9,42 +9,57 @@
 //! condition; 0 when nothing is left. Returns ride on sync batches (`ADD` of a negative
 //! count, under the batch's sequence condition, so a retried batch gives back once).
 //!
-//! A grant is not idempotent: a retry after an attempt that may have landed can grant a
-//! second block, and a grant that gives up after such an attempt is reported as
-//! [`StoreErrorKind::OutcomeUnknown`] and taken as nothing granted. Either way the calls
-//! in doubt are granted to nobody: stranded for the window, never admitted.
+//! A grant is decided once per ticket (`quota_tracker::grant_ticket`): the same write sets
+//! `grant_<instance>_<ticket>` to the calls granted, under the further condition that the
+//! attribute does not exist yet. A retry of an attempt that landed (the SDK's, after a lost
+//! answer, or the tracker's next request with the ticket of a grant in doubt) fails that
+//! condition, and the read that follows finds the attribute and answers what it holds: a
+//! grant whose answer was lost is recovered, never granted twice. A grant that gives up
+//! after an attempt that may have landed is reported as [`StoreErrorKind::OutcomeUnknown`].
+//! The attributes stay until the item expires with its window: at most one per grant, and
+//! a window has at most about `100 / block percent` full grants.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use quota_tracker::{LeaseRequest, StoreError, StoreErrorKind, SyncBatch, Window};
 
-use crate::item::{LEASE_GRANTED, granted, lease_key, lease_stamps, number};
+use crate::item::{
+    LEASE_GRANTED, grant_attribute, granted, lease_key, lease_stamps, number, ticket_grant,
+};
 use crate::store::{DynamoStore, Sent, Update, unreadable};
 
 /// Conditional grants tried before giving up when other instances keep taking what is
 /// left in between.
 const GRANT_ROUNDS: u32 = 8;
 
-/// What keeps a grant under the ceiling: `granted + want <= ceiling`, written without an
-/// addition DynamoDB's conditions do not have.
-const GRANT_CONDITION: &str = "attribute_not_exists(#granted) OR #granted <= :room";
+/// What keeps a grant under the ceiling (`granted + want <= ceiling`, written without an
+/// addition DynamoDB's conditions do not have) and decides a ticket once.
+const GRANT_CONDITION: &str =
+    "(attribute_not_exists(#granted) OR #granted <= :room) AND attribute_not_exists(#ticket)";
 
 impl DynamoStore {
     /// Grants up to `request.want` calls of the request's window, never taking the window's
     /// `granted` past `request.ceiling`. Returns the calls granted (0: all granted already).
     pub async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
         let key = lease_key(&request.key.service, request.key.window);
+        let ticket = grant_attribute(&request.instance, request.ticket);
         let mut want = request.want.min(request.ceiling);
         for _ in 0..GRANT_ROUNDS {
             if want == 0 {
                 return Ok(0);
             }
-            match self.try_grant(request, want).await? {
+            match self.try_grant(request, &ticket, want).await? {
                 Some(granted) => return Ok(granted),
                 None => {
-                    // Someone else's grant came first: see what is left.
+                    // The ticket was granted already, or someone else's grant came first:
+                    // see which, and what is left.
                     let item = self.get(key.clone()).await?.unwrap_or_default();
+                    if let Some(earlier) =
+                        ticket_grant(&item, &ticket).map_err(|e| unreadable("grant", &e))?
+                    {
+                        return Ok(earlier);
+                    }
                     let granted = granted(&item).map_err(|e| unreadable("grant", &e))?;
                     want = want.min(request.ceiling.saturating_sub(granted));
                 }
@@ -60,25 +75,31 @@ impl DynamoStore {
         ))
     }
 
-    /// One conditional grant of `want`: `Some(want)` if it landed, `None` if the condition
-    /// failed (the window has less than `want` left).
+    /// One conditional grant of `want` under `ticket`: `Some(want)` if it landed, `None` if
+    /// the condition failed (the window has less than `want` left, or the ticket was
+    /// granted before).
     async fn try_grant(
         &self,
         request: &LeaseRequest,
+        ticket: &str,
         want: u64,
     ) -> Result<Option<u64>, StoreError> {
         let room = request.ceiling - want;
-        let names = HashMap::from([("#granted".to_owned(), LEASE_GRANTED.to_owned())]);
+        let names = HashMap::from([
+            ("#granted".to_owned(), LEASE_GRANTED.to_owned()),
+            ("#ticket".to_owned(), ticket.to_owned()),
+        ]);
         let values = HashMap::from([
             (":want".to_owned(), number(want)),
             (":room".to_owned(), number(room)),
         ]);
         let stamps = lease_stamps(self.clock.now(), request.key.window);
+        let sets = vec!["#ticket = :want".to_owned()];
         let Update {
             expression,
             names,
             values,
-        } = Update::add("#granted :want", names, values, Vec::new(), stamps);
+        } = Update::add("#granted :want", names, values, sets, stamps);
         let seed = crate::store::jitter_seed(self.clock.now(), 0);
         let sent = self
             .send_retrying("grant", seed, || {

@@ -96,6 +96,7 @@ async fn run<S: AsyncStore, B: Backend>(
             () = stop.notified() => true,
         };
         if stopping {
+            synced.settle_grants_in_doubt().await;
             synced.tracker().release_leases();
         }
         let mut cycle = SyncCycle::new(stopping);

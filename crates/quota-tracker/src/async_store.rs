@@ -220,9 +220,21 @@ impl<S: AsyncStore, B: Backend> AsyncSyncedTracker<S, B> {
             .finish_lease(&request, answer.as_ref().copied())
     }
 
-    /// Gives every lease back and syncs (the instance is stopping); a sync in the default
-    /// mode.
+    /// Asks again for every grant of the current windows still in doubt
+    /// ([`Tracker::begin_doubt_requests`]): what landed joins the lease, to be given back
+    /// by a stop.
+    pub async fn settle_grants_in_doubt(&self) {
+        for request in self.tracker.begin_doubt_requests() {
+            let answer = self.store.grant_lease(&request).await;
+            self.tracker
+                .finish_lease(&request, answer.as_ref().copied());
+        }
+    }
+
+    /// Settles the grants in doubt, gives every lease back and syncs (the instance is
+    /// stopping); a sync in the default mode.
     pub async fn release_leases(&self) -> SyncReport {
+        self.settle_grants_in_doubt().await;
         self.tracker.release_leases();
         self.sync().await
     }

@@ -96,6 +96,7 @@ fn run<S: Store, B: Backend>(
             }
         };
         if stopping {
+            synced.settle_grants_in_doubt();
             synced.tracker().release_leases();
         }
         let mut cycle = SyncCycle::new(stopping);

@@ -13,8 +13,9 @@
 //!
 //! Per instance and window: admitted − refunded + lease left + returned == granted to it.
 //! Summed over the fleet, admitted − refunded ≤ granted ≤ ceiling. A grant whose outcome is
-//! unknown counts as not granted: the calls it may have granted are stranded for the
-//! window (fewer admitted, never more).
+//! unknown counts as not granted until the service asks again in that window with the same
+//! ticket, when the store answers what it granted ([`crate::grant_ticket`]); one still in
+//! doubt when its window ends is stranded there (fewer admitted, never more).
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use crate::clock::Timestamp;
 use crate::config::{QuotaConfig, ServiceId};
 use crate::error::ConfigError;
 use crate::state::{Counter, QuotaState};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreErrorKind};
 use crate::sync::Backend;
 use crate::synced::{SyncReport, SyncedTracker};
 use crate::tracker::Tracker;
@@ -107,8 +108,12 @@ impl Default for LeasePolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a lease request must be finished, or the service asks again only when it runs out"]
 pub struct LeaseRequest {
-    /// The instance asking (for logs; grants are not idempotent).
+    /// The instance asking: with `ticket`, what names the grant in the store.
     pub instance: Arc<str>,
+    /// Names the grant among the instance's: a store grants a ticket at most once and
+    /// answers a repeat with what it granted ([`crate::grant_ticket`]), so a request in
+    /// doubt can be asked again.
+    pub ticket: u64,
     /// The service.
     pub service: ServiceId,
     /// Its name and window: the store's lease item.
@@ -339,30 +344,62 @@ impl QuotaState {
         instance: &Arc<str>,
         now: Timestamp,
     ) -> Result<LeaseRequest, LeaseReport> {
-        let policy = self
-            .config()
-            .lease_policy()
-            .ok_or(LeaseReport::NotBounded)?;
-        let counter = self
-            .counters
-            .get(service.0)
-            .ok_or(LeaseReport::NotBounded)?;
+        if self.config().lease_policy().is_none() || service.0 >= self.counters.len() {
+            return Err(LeaseReport::NotBounded);
+        }
         if now.0 < self.leases[service.0].retry_at {
             return Err(LeaseReport::Backoff);
         }
+        let ticket = self
+            .tickets
+            .for_request(service, self.counters[service.0].window);
+        Ok(self.request_with(service, ticket, instance))
+    }
+
+    /// Requests asking again, with their tickets, for every grant in doubt of the current
+    /// windows (none in the default mode): so a stop can take back, and give back, what
+    /// landed. Counts them as out; no back-off applies.
+    pub(crate) fn doubt_requests(&mut self, instance: &Arc<str>) -> Vec<LeaseRequest> {
+        if self.config().lease_policy().is_none() {
+            return Vec::new();
+        }
+        let mut requests = Vec::new();
+        for i in 0..self.counters.len() {
+            let service = ServiceId(i);
+            for ticket in self.tickets.take_in_doubt(service, self.counters[i].window) {
+                requests.push(self.request_with(service, ticket, instance));
+            }
+        }
+        requests
+    }
+
+    /// A request for a block of `service`'s current window under `ticket` (bounded mode),
+    /// counted as out.
+    fn request_with(
+        &mut self,
+        service: ServiceId,
+        ticket: u64,
+        instance: &Arc<str>,
+    ) -> LeaseRequest {
+        let counter = &self.counters[service.0];
         let ceiling = counter.normal_ceiling;
+        let want = self
+            .config()
+            .lease_policy()
+            .map_or(0, |policy| policy.block(ceiling));
         let request = LeaseRequest {
             instance: Arc::clone(instance),
+            ticket,
             service,
             key: WindowKey {
                 service: self.config().services()[service.0].name().to_owned(),
                 window: counter.window,
             },
-            want: policy.block(ceiling),
+            want,
             ceiling,
         };
         self.leases[service.0].asked += 1;
-        Ok(request)
+        request
     }
 
     /// Takes what the store granted for `request` at `now`: into the lease when its window
@@ -397,12 +434,23 @@ impl QuotaState {
     }
 
     /// Notes that the store did not grant `request` at `now` (backing off): failing closed
-    /// changes nothing else; failing open opens the window's allowance, once.
-    pub(crate) fn lease_failed(&mut self, request: &LeaseRequest, now: Timestamp) -> LeaseReport {
+    /// changes nothing else; failing open opens the window's allowance, once. A grant
+    /// `in_doubt` keeps its ticket for the service's next request in that window; the
+    /// second value says one could not be kept (stranded).
+    pub(crate) fn lease_failed(
+        &mut self,
+        request: &LeaseRequest,
+        now: Timestamp,
+        in_doubt: bool,
+    ) -> (LeaseReport, bool) {
         let mut state = self.settled();
         let state = &mut *state;
         let i = request.service.0;
         state.leases[i].asked = state.leases[i].asked.saturating_sub(1);
+        let stranded = in_doubt
+            && !state
+                .tickets
+                .doubt(request.service, request.key.window, request.ticket);
         let outage = state.config().lease_policy().map(|p| p.outage());
         let current = request.key.window == state.counters[i].window;
         if current {
@@ -414,9 +462,9 @@ impl QuotaState {
                 state.leases[i].unleased = allowance;
                 let lease = &mut state.counters[i].lease;
                 *lease = lease.saturating_add(allowance);
-                LeaseReport::Failed { allowance }
+                (LeaseReport::Failed { allowance }, stranded)
             }
-            _ => LeaseReport::Failed { allowance: 0 },
+            _ => (LeaseReport::Failed { allowance: 0 }, stranded),
         }
     }
 
@@ -472,8 +520,9 @@ impl<B: Backend> Tracker<B> {
             .lease_request(service, &self.options.instance, now)
     }
 
-    /// Takes what the store answered to `request`: the calls granted, or the failure (a
-    /// grant in doubt counts as not granted; see [`crate::lease`]).
+    /// Takes what the store answered to `request`: the calls granted, or the failure. A
+    /// grant in doubt counts as not granted until the service's next request in its window
+    /// asks again with its ticket ([`crate::grant_ticket`]).
     pub fn finish_lease(
         &self,
         request: &LeaseRequest,
@@ -482,11 +531,18 @@ impl<B: Backend> Tracker<B> {
         let now = self.clock.now();
         let mut cache = self.cache.lock();
         cache.state.roll_to(now);
-        let report = match answer {
-            Ok(granted) => cache.state.lease_granted(request, granted, now),
-            Err(_) => cache.state.lease_failed(request, now),
+        let (report, stranded) = match answer {
+            Ok(granted) => (cache.state.lease_granted(request, granted, now), false),
+            Err(error) => {
+                cache
+                    .state
+                    .lease_failed(request, now, error.kind == StoreErrorKind::OutcomeUnknown)
+            }
         };
         drop(cache);
+        if stranded {
+            warn_stranded(request);
+        }
         if let (LeaseReport::Failed { allowance }, Err(error)) = (report, answer) {
             warn_lease_failed(request, allowance, error);
         }
@@ -498,11 +554,33 @@ impl<B: Backend> Tracker<B> {
         self.cache.lock().state.lease_left(service)
     }
 
+    /// Requests asking again for every grant of the current windows still in doubt, to
+    /// finish with [`Tracker::finish_lease`] like any other: a stop sends them before it
+    /// gives its leases back ([`SyncedTracker::release_leases`]), so a grant that landed
+    /// is given back too and nothing stays granted to nobody.
+    pub fn begin_doubt_requests(&self) -> Vec<LeaseRequest> {
+        let mut cache = self.cache.lock();
+        cache.state.roll_to(self.clock.now());
+        cache.state.doubt_requests(&self.options.instance)
+    }
+
     /// Gives every lease back with the next sync (the instance is stopping). Admission
     /// after this asks the store for new blocks.
     pub fn release_leases(&self) {
         self.cache.lock().state.release_leases();
     }
+}
+
+/// Logs a grant in doubt that will not be asked again (too many of its service's are).
+#[cold]
+#[inline(never)]
+fn warn_stranded(request: &LeaseRequest) {
+    tracing::warn!(
+        service = %request.key.service,
+        window = %request.key.window,
+        ticket = request.ticket,
+        "lease grant in doubt, not asked again: its calls stay unused this window"
+    );
 }
 
 /// Logs a failed grant (outside the lock).
@@ -538,9 +616,22 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
             .finish_lease(&request, answer.as_ref().copied())
     }
 
-    /// Gives every lease back and syncs, so the store holds the returns (the instance is
-    /// stopping). In the default mode, just a sync.
+    /// Asks again, outside the lock, for every grant of the current windows still in doubt
+    /// ([`Tracker::begin_doubt_requests`]): what landed joins the lease. A stop does this
+    /// before it gives its leases back, so nothing stays granted to nobody.
+    pub fn settle_grants_in_doubt(&self) {
+        for request in self.tracker().begin_doubt_requests() {
+            let answer = self.store().grant_lease(&request);
+            self.tracker()
+                .finish_lease(&request, answer.as_ref().copied());
+        }
+    }
+
+    /// Settles the grants in doubt ([`SyncedTracker::settle_grants_in_doubt`]), gives every
+    /// lease back and syncs, so the store holds the returns (the instance is stopping). In
+    /// the default mode, just a sync.
     pub fn release_leases(&self) -> SyncReport {
+        self.settle_grants_in_doubt();
         self.tracker().release_leases();
         self.sync()
     }

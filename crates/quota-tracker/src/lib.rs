@@ -41,6 +41,7 @@ mod config;
 mod day;
 mod error;
 mod fast;
+pub mod grant_ticket;
 pub mod lease;
 mod pending;
 pub mod reduced;

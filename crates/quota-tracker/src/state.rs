@@ -17,6 +17,7 @@ use crate::clock::Timestamp;
 use crate::config::{Period, QuotaConfig, ServiceId};
 use crate::day::UtcDay;
 use crate::error::QuotaError;
+use crate::grant_ticket::Tickets;
 use crate::lease::{self, LeaseBook, Returns};
 use crate::pending::{self, Bucket};
 use crate::reduced::{REDUCED_PERCENT, StoreHealth};
@@ -142,6 +143,8 @@ pub struct QuotaState {
     /// Lease calls owed back to the store (remainders of ended windows, a stop's), sent
     /// with the next sync.
     pub(crate) returns: Returns,
+    /// The tickets of lease requests, and of grants in doubt to ask again.
+    pub(crate) tickets: Tickets,
 }
 
 /// Numbers states for [`QuotaState::owner`].
@@ -187,6 +190,7 @@ impl QuotaState {
         let mut state = Self {
             leases: vec![LeaseBook::default(); config.len()].into_boxed_slice(),
             returns: Returns::default(),
+            tickets: Tickets::starting(now),
             config,
             day: now.day(),
             counters,

@@ -111,6 +111,8 @@ pub struct Faults {
     pub fail_reads: u32,
     /// The next N lease grants fail without granting.
     pub fail_grants: u32,
+    /// The next N lease grants are granted, then report [`StoreErrorKind::OutcomeUnknown`].
+    pub lose_grant_acks: u32,
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +122,8 @@ struct MemoryData {
     windows: HashMap<WindowKey, u64>,
     /// Calls granted per window by leases, minus calls returned.
     granted: HashMap<WindowKey, u64>,
+    /// What each `(window, instance, ticket)` was granted: a repeat is answered with it.
+    tickets: HashMap<(WindowKey, Arc<str>, u64), u64>,
     grants: u64,
     /// Highest batch sequence applied per instance: a retry at or below it is a duplicate.
     applied: HashMap<Arc<str>, u64>,
@@ -204,7 +208,7 @@ impl<B: Backend> MemoryStore<B> {
         self.data.lock().granted.get(&key).copied().unwrap_or(0)
     }
 
-    /// Lease grants answered (refused ones included, failed ones not).
+    /// Lease grants decided (refused ones included; failed ones and repeats of a ticket not).
     pub fn grants(&self) -> u64 {
         self.data.lock().grants
     }
@@ -279,11 +283,32 @@ impl<B: Backend> Store for MemoryStore<B> {
                 "injected grant failure",
             ));
         }
-        data.grants += 1;
-        let granted = data.granted.entry(request.key.clone()).or_default();
-        // The conditional write: never past the ceiling.
-        let grant = request.want.min(request.ceiling.saturating_sub(*granted));
-        *granted += grant;
+        let ticket = (
+            request.key.clone(),
+            Arc::clone(&request.instance),
+            request.ticket,
+        );
+        let grant = match data.tickets.get(&ticket) {
+            // Asked again after an answer was lost: what that ticket got, once.
+            Some(&grant) => grant,
+            None => {
+                data.grants += 1;
+                let granted = data.granted.entry(request.key.clone()).or_default();
+                // The conditional write: never past the ceiling.
+                let grant = request.want.min(request.ceiling.saturating_sub(*granted));
+                *granted += grant;
+                data.tickets.insert(ticket, grant);
+                grant
+            }
+        };
+        if data.faults.lose_grant_acks > 0 {
+            data.faults.lose_grant_acks -= 1;
+            return Err(StoreError::new(
+                StoreErrorKind::OutcomeUnknown,
+                "grant",
+                "injected: the grant landed, its answer was lost",
+            ));
+        }
         Ok(grant)
     }
 }

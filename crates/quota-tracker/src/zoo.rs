@@ -472,7 +472,10 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
                     step(format_args!("grant: asked with the cache lock held"));
                     match self.store().grant_lease(&request) {
                         Ok(granted) => state.lease_granted(&request, granted, now),
-                        Err(_) => state.lease_failed(&request, now),
+                        Err(error) => {
+                            let in_doubt = error.kind == crate::StoreErrorKind::OutcomeUnknown;
+                            state.lease_failed(&request, now, in_doubt).0
+                        }
                     }
                 })
             }

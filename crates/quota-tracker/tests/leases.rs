@@ -1,7 +1,8 @@
 //! The bounded mode end to end with the in-memory store: instances sharing one store admit
 //! at most the ceiling together, what is left of a lease goes back at the window's end and
 //! at a stop (so granted == used at a quiet point), refunds go back to the lease, and a
-//! store that cannot grant fails closed or open as configured.
+//! store that cannot grant fails closed or open as configured, and a grant whose answer
+//! was lost is recovered by the next request in its window.
 
 mod common;
 
@@ -202,6 +203,86 @@ fn failing_closed_refuses_what_no_lease_covers() {
     clock.advance(quota_tracker::LEASE_RETRY_MS);
     assert_eq!(a.refill(id), LeaseReport::Granted(10), "the store is back");
     assert!(a.admit(id, 1).expect("valid").is_admitted());
+}
+
+#[test]
+fn a_grant_whose_answer_was_lost_is_recovered_by_the_next_request_not_granted_twice() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let config = config(100, 10);
+    let a = instance("a", &config, &clock, &store);
+    let id = finnhub(&a);
+    store.inject(Faults {
+        lose_grant_acks: 1,
+        ..Faults::default()
+    });
+    // The store granted 10; the answer was lost, so a took nothing.
+    let admission = a.admit(id, 1).expect("valid");
+    assert_eq!(admission.refusal, Some(Refusal::NoLease));
+    assert_eq!(store.granted("finnhub", window(&clock)), 10);
+    assert_eq!(a.tracker().lease_left(id), 0);
+    // The next request carries the same ticket: the store answers those 10, grants none.
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    assert_eq!(a.refill(id), LeaseReport::Granted(10), "recovered");
+    assert_eq!(store.granted("finnhub", window(&clock)), 10);
+    assert_eq!(store.grants(), 1, "one grant decided, answered twice");
+    for _ in 0..3 {
+        assert!(a.admit(id, 1).expect("valid").is_admitted());
+    }
+    // At the quiet point, what the store counts granted is what was used.
+    a.release_leases();
+    assert_eq!(store.granted("finnhub", window(&clock)), 3);
+    assert_eq!(store.window("finnhub", window(&clock)), 3);
+    // The next request is a new grant.
+    assert_eq!(a.refill(id), LeaseReport::Granted(10));
+    assert_eq!(store.grants(), 2);
+}
+
+#[test]
+fn a_stop_asks_again_for_a_grant_in_doubt_and_gives_it_back() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let a = instance("a", &config(100, 10), &clock, &store);
+    let id = finnhub(&a);
+    assert!(a.admit(id, 1).expect("valid").is_admitted());
+    store.inject(Faults {
+        lose_grant_acks: 1,
+        ..Faults::default()
+    });
+    // Still within the back-off of nothing: the stop asks anyway.
+    assert_eq!(a.refill(id), LeaseReport::Failed { allowance: 0 });
+    assert_eq!(store.granted("finnhub", window(&clock)), 20);
+    a.release_leases();
+    assert_eq!(
+        store.granted("finnhub", window(&clock)),
+        1,
+        "granted == used"
+    );
+    assert_eq!(
+        store.grants(),
+        2,
+        "the stop's request was an answer, not a grant"
+    );
+}
+
+#[test]
+fn a_grant_in_doubt_when_its_window_ends_is_not_asked_again_in_the_next() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let a = instance("a", &config(100, 10), &clock, &store);
+    let id = finnhub(&a);
+    store.inject(Faults {
+        lose_grant_acks: 1,
+        ..Faults::default()
+    });
+    let first = window(&clock);
+    assert_eq!(a.refill(id), LeaseReport::Failed { allowance: 0 });
+    clock.advance(60_000);
+    // A new window, a new ticket: its grant is its own, the first stays stranded there.
+    assert_eq!(a.refill(id), LeaseReport::Granted(10));
+    assert_eq!(store.grants(), 2);
+    assert_eq!(store.granted("finnhub", first), 10);
+    assert_eq!(store.granted("finnhub", window(&clock)), 10);
 }
 
 #[test]

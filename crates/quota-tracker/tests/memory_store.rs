@@ -136,6 +136,7 @@ impl Store for Leaseless {
 fn a_store_without_leases_refuses_to_grant() {
     let request = LeaseRequest {
         instance: "a".into(),
+        ticket: 1,
         service: config().service("api").expect("configured"),
         key: key(),
         want: 10,

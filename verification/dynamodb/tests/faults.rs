@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use quota_dynamodb_tests::faults::{AfterApplyFaults, LandThenRefuse};
 use quota_dynamodb_tests::{Conservation, Server, flush, record_concurrently};
-use quota_tracker::TickingClock;
+use quota_tracker::{Clock, TickingClock};
 
 #[test]
 fn retried_writes_that_had_landed_are_not_applied_twice() {
@@ -103,4 +103,79 @@ fn a_write_that_landed_and_whose_retry_was_rejected_stays_in_doubt_and_lands_onc
     let day = instance.tracker().state().day();
     let outcome = Conservation::read(&store, day, &[0, 0, 3]);
     assert!(outcome.exact(), "each call once: {outcome}");
+}
+
+/// A bounded instance on a store built with `interceptor`, syncing and reloading only when
+/// told.
+fn leasing_instance(
+    server: &Server,
+    table: &str,
+    clock: &Arc<TickingClock>,
+    interceptor: LandThenRefuse,
+) -> (
+    quota_tracker::SyncedTracker<Arc<quota_dynamodb::BlockingDynamoStore>>,
+    Arc<quota_dynamodb::BlockingDynamoStore>,
+) {
+    let store = Arc::new(server.store_with(table, clock.clone(), |b| b.interceptor(interceptor)));
+    let options = quota_tracker::TrackerOptions {
+        instance: table.into(),
+        sync_interval_ms: i64::MAX,
+        reload_interval_ms: i64::MAX,
+    };
+    let config = quota_tracker::QuotaConfig::default().with_leases(Default::default());
+    let tracker = quota_tracker::Tracker::with_options(config, clock.clone(), options);
+    (
+        quota_tracker::SyncedTracker::new(tracker, Arc::clone(&store)),
+        store,
+    )
+}
+
+#[test]
+fn a_lease_grant_whose_answer_was_lost_is_granted_once_and_recovered() {
+    let server = Server::start();
+    let clock = TickingClock::start();
+    // The grant lands, its answer is lost, the store's own retry goes through: the retry
+    // finds the ticket granted and answers what it got.
+    let (instance, store) =
+        leasing_instance(&server, "grant-retried", &clock, LandThenRefuse::new(0));
+    let sendgrid = instance.tracker().service("sendgrid").expect("configured");
+    let window = quota_tracker::Window::containing(quota_tracker::Period::Day, clock.now());
+    let quota_tracker::LeaseReport::Granted(block) = instance.refill(sendgrid) else {
+        panic!("the retry should have recovered the grant");
+    };
+    assert!(block > 0);
+    assert_eq!(store.granted("sendgrid", window), Ok(block), "granted once");
+    assert_eq!(instance.tracker().lease_left(sendgrid), block);
+
+    // Every retry refused too: the grant ends in doubt, and the instance's next request
+    // (after the back-off) carries its ticket and recovers the block.
+    let (instance, store) =
+        leasing_instance(&server, "grant-in-doubt", &clock, LandThenRefuse::new(4));
+    assert_eq!(
+        instance.refill(sendgrid),
+        quota_tracker::LeaseReport::Failed { allowance: 0 }
+    );
+    assert_eq!(store.granted("sendgrid", window), Ok(block), "landed");
+    std::thread::sleep(std::time::Duration::from_millis(
+        quota_tracker::LEASE_RETRY_MS as u64 + 50,
+    ));
+    assert_eq!(
+        instance.refill(sendgrid),
+        quota_tracker::LeaseReport::Granted(block),
+        "recovered"
+    );
+    assert_eq!(
+        store.granted("sendgrid", window),
+        Ok(block),
+        "not granted twice"
+    );
+    for _ in 0..3 {
+        assert!(instance.admit(sendgrid, 1).expect("valid").is_admitted());
+    }
+    // At the quiet point the store counts granted what was used.
+    assert!(matches!(
+        instance.release_leases(),
+        quota_tracker::SyncReport::Applied { calls: 3, .. }
+    ));
+    assert_eq!(store.granted("sendgrid", window), Ok(3));
 }

@@ -326,8 +326,14 @@ fn leases_are_granted_up_to_the_ceiling_and_returns_give_them_back() {
         quota_tracker::Period::Minute,
         Timestamp(day().start().0 + 3_600_000),
     );
+    // Each request a new grant: a ticket of its own.
+    let tickets = std::cell::Cell::new(0);
     let request = |want| quota_tracker::LeaseRequest {
         instance: "a".into(),
+        ticket: {
+            tickets.set(tickets.get() + 1);
+            tickets.get()
+        },
         service: QuotaConfig::default()
             .service("finnhub")
             .expect("configured"),

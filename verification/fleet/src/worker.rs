@@ -119,6 +119,7 @@ pub fn run(config: &WorkerConfig) -> u8 {
     for thread in threads {
         let _ = thread.join();
     }
+    synced.settle_grants_in_doubt();
     synced.tracker().release_leases();
     if !drain(&synced, &journal) {
         // Not everything reached the store: no `stopped` line, so the verdict judges this

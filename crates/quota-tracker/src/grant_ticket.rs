@@ -1,0 +1,153 @@
+//! A lease grant is decided once per ticket: a request whose answer was lost is asked
+//! again with the same ticket, and the store answers what it granted then instead of
+//! granting again, so a grant in doubt is recovered within its window, never doubled.
+//!
+//! Each request carries a ticket ([`crate::LeaseRequest::ticket`]) that the store keeps
+//! with the grant ([`crate::Store::grant_lease`]). When a grant ends in doubt
+//! ([`crate::StoreErrorKind::OutcomeUnknown`]), the tracker keeps its ticket, and the
+//! service's next request for the same window carries it again: if the first try landed,
+//! the store answers its grant and the calls reach the lease; if not, the ticket is
+//! granted as new. A ticket in doubt when its window ends is dropped: those calls stay
+//! stranded in the ended window (fewer admitted, never more).
+//!
+//! Tickets count up from the tracker's start time (in ms, times [`TICKETS_PER_MS`]), so a
+//! later process reusing an instance name does not reuse the tickets of an earlier one.
+
+use crate::clock::Timestamp;
+use crate::config::ServiceId;
+use crate::window::Window;
+
+/// Tickets an instance may issue per millisecond it has run before it reaches the
+/// numbers a process started a millisecond later would use.
+pub const TICKETS_PER_MS: u64 = 1 << 10;
+
+/// Grants in doubt a service keeps to ask again; a further one is stranded (logged).
+const KEPT_IN_DOUBT: usize = 8;
+
+/// A grant whose outcome is unknown: its ticket, to ask again in its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InDoubt {
+    service: ServiceId,
+    window: Window,
+    ticket: u64,
+}
+
+/// The tickets of one tracker: the next one to issue, and those of grants in doubt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tickets {
+    next: u64,
+    in_doubt: Vec<InDoubt>,
+}
+
+impl Tickets {
+    /// Tickets of a tracker started at `now`.
+    pub(crate) fn starting(now: Timestamp) -> Self {
+        let ms = u64::try_from(now.0).unwrap_or(0);
+        Self {
+            next: ms.saturating_mul(TICKETS_PER_MS).saturating_add(1),
+            in_doubt: Vec::new(),
+        }
+    }
+
+    /// The ticket of `service`'s next request in `window`: one of its grants in doubt in
+    /// that window if there is one, a new one otherwise. Grants in doubt of `service`'s
+    /// earlier windows are dropped (stranded there).
+    pub(crate) fn for_request(&mut self, service: ServiceId, window: Window) -> u64 {
+        self.in_doubt
+            .retain(|d| d.service != service || d.window == window);
+        if let Some(i) = self.in_doubt.iter().position(|d| d.service == service) {
+            return self.in_doubt.swap_remove(i).ticket;
+        }
+        let ticket = self.next;
+        self.next += 1;
+        ticket
+    }
+
+    /// Takes the tickets of `service`'s grants in doubt in `window` (dropping those of
+    /// earlier windows), to ask them all again.
+    pub(crate) fn take_in_doubt(&mut self, service: ServiceId, window: Window) -> Vec<u64> {
+        let mut taken = Vec::new();
+        self.in_doubt.retain(|d| {
+            if d.service != service {
+                return true;
+            }
+            if d.window == window {
+                taken.push(d.ticket);
+            }
+            false
+        });
+        taken
+    }
+
+    /// Keeps `ticket`, whose grant is in doubt, to ask again. Returns false when too many
+    /// are kept already (the grant stays stranded).
+    pub(crate) fn doubt(&mut self, service: ServiceId, window: Window, ticket: u64) -> bool {
+        let kept = self
+            .in_doubt
+            .iter()
+            .filter(|d| d.service == service)
+            .count();
+        if kept >= KEPT_IN_DOUBT {
+            return false;
+        }
+        self.in_doubt.push(InDoubt {
+            service,
+            window,
+            ticket,
+        });
+        true
+    }
+
+    /// Grants of `service` in doubt (kept to ask again).
+    #[cfg(test)]
+    pub(crate) fn in_doubt(&self, service: ServiceId) -> usize {
+        self.in_doubt
+            .iter()
+            .filter(|d| d.service == service)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Period;
+
+    fn minute(at: i64) -> Window {
+        Window::containing(Period::Minute, Timestamp(at))
+    }
+
+    #[test]
+    fn a_ticket_in_doubt_is_asked_again_in_its_window_and_dropped_after() {
+        let mut tickets = Tickets::starting(Timestamp(2));
+        let (a, b) = (ServiceId(0), ServiceId(1));
+        let first = tickets.for_request(a, minute(0));
+        assert_eq!(first, 2 * TICKETS_PER_MS + 1);
+        assert!(tickets.doubt(a, minute(0), first));
+        // Another service gets a new ticket; the same service gets the one in doubt back.
+        assert_eq!(tickets.for_request(b, minute(0)), first + 1);
+        assert_eq!(tickets.for_request(a, minute(0)), first);
+        assert_eq!(tickets.in_doubt(a), 0);
+        assert!(tickets.doubt(a, minute(0), first));
+        // The next window: the doubt is dropped, a new ticket issued.
+        assert_eq!(tickets.for_request(a, minute(60_000)), first + 2);
+        assert_eq!(tickets.in_doubt(a), 0);
+    }
+
+    #[test]
+    fn only_so_many_doubts_are_kept_per_service() {
+        let mut tickets = Tickets::starting(Timestamp(0));
+        let service = ServiceId(0);
+        for t in 0..KEPT_IN_DOUBT as u64 {
+            assert!(tickets.doubt(service, minute(0), t));
+        }
+        assert!(!tickets.doubt(service, minute(0), 99));
+        assert!(tickets.doubt(ServiceId(1), minute(0), 99));
+    }
+
+    #[test]
+    fn a_clock_before_the_epoch_starts_tickets_at_one() {
+        let mut tickets = Tickets::starting(Timestamp(-5));
+        assert_eq!(tickets.for_request(ServiceId(0), minute(0)), 1);
+    }
+}

@@ -4,12 +4,13 @@
 //! - a check that passed in the baseline and is gone (a test deleted or renamed, a tier that
 //!   stopped reporting);
 //! - a zoo variant caught in the baseline and no longer caught;
-//! - a loom model gone, run with a lower preemption bound than the baseline's, or exploring
-//!   fewer than half the executions it did (a model that silently shrank: a thread or call
-//!   removed);
+//! - a loom model gone, run with a lower preemption bound than the baseline's, exploring
+//!   fewer than half the executions it did, or, passing, showing fewer distinct behaviours
+//!   than it did (a model that silently shrank: a thread or call removed; the behaviours
+//!   catch a shrink the executions floor lets through);
 //! - a benchmark figure worse than the baseline's by more than its stated margin.
 
-use crate::report::{Better, Check, Figure, Report, Status};
+use crate::report::{Better, Check, Figure, LoomModel, Report, Status};
 use crate::tiers::BASELINE;
 
 /// A loom model may explore down to this fraction of its baseline executions.
@@ -90,42 +91,64 @@ fn no_longer_caught(
         .collect()
 }
 
-/// Loom models gone, exploring under [`LOOM_FLOOR`] of their executions, or run with a lower
-/// preemption bound than the baseline's (`QUOTA_LOOM_MAX_PREEMPTIONS` lowers every model's).
+/// Loom models gone, run with a lower preemption bound than the baseline's
+/// (`QUOTA_LOOM_MAX_PREEMPTIONS` lowers every model's), exploring under [`LOOM_FLOOR`] of
+/// their executions, or passing with fewer behaviours.
 fn loom_regressions(current: &Report, baseline: &Report) -> Vec<String> {
-    let bound = |b: Option<u64>| b.map_or_else(|| "none".to_owned(), |n| n.to_string());
     baseline
         .loom
         .iter()
-        .filter_map(|b| {
-            let Some(c) = current.loom.iter().find(|c| c.name == b.name) else {
-                return Some(format!("{}: gone (explored {})", b.name, b.executions));
-            };
-            // None is exhaustive: any bound is lower than it.
-            let lowered = match (c.preemption_bound, b.preemption_bound) {
-                (Some(now), Some(then)) => now < then,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if lowered {
-                return Some(format!(
-                    "{}: preemption bound {}, baseline {}",
-                    b.name,
-                    bound(c.preemption_bound),
-                    bound(b.preemption_bound)
-                ));
-            }
-            ((c.executions as f64) < b.executions as f64 * LOOM_FLOOR).then(|| {
-                format!(
-                    "{}: {} executions, baseline {} (below {:.0} %)",
-                    b.name,
-                    c.executions,
-                    b.executions,
-                    LOOM_FLOOR * 100.0
-                )
-            })
+        .filter_map(|b| match current.loom.iter().find(|c| c.name == b.name) {
+            None => Some(format!("{}: gone (explored {})", b.name, b.executions)),
+            Some(c) => lowered_bound(c, b)
+                .or_else(|| fewer_executions(c, b))
+                .or_else(|| fewer_behaviours(c, b)),
         })
         .collect()
+}
+
+/// A model run with a lower preemption bound than the baseline's (`None` is exhaustive: any
+/// bound is lower than it).
+fn lowered_bound(c: &LoomModel, b: &LoomModel) -> Option<String> {
+    let bound = |b: Option<u64>| b.map_or_else(|| "none".to_owned(), |n| n.to_string());
+    let lowered = match (c.preemption_bound, b.preemption_bound) {
+        (Some(now), Some(then)) => now < then,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    lowered.then(|| {
+        format!(
+            "{}: preemption bound {}, baseline {}",
+            b.name,
+            bound(c.preemption_bound),
+            bound(b.preemption_bound)
+        )
+    })
+}
+
+/// A model exploring under [`LOOM_FLOOR`] of its baseline executions.
+fn fewer_executions(c: &LoomModel, b: &LoomModel) -> Option<String> {
+    ((c.executions as f64) < b.executions as f64 * LOOM_FLOOR).then(|| {
+        format!(
+            "{}: {} executions, baseline {} (below {:.0} %)",
+            b.name,
+            c.executions,
+            b.executions,
+            LOOM_FLOOR * 100.0
+        )
+    })
+}
+
+/// A model that passed in both runs showing fewer distinct behaviours than in the baseline
+/// (loom's search is deterministic: at the same bound, the same model shows the same set).
+/// A caught model stops at its first failure, so its count says nothing.
+fn fewer_behaviours(c: &LoomModel, b: &LoomModel) -> Option<String> {
+    let passed = |m: &LoomModel| m.verdict == "pass";
+    let (Some(now), Some(then)) = (c.behaviours, b.behaviours) else {
+        return None;
+    };
+    (passed(c) && passed(b) && now < then)
+        .then(|| format!("{}: {now} behaviours, baseline {then}", b.name))
 }
 
 /// Benchmark figures gone, or worse than the baseline's by more than their margin (only the
@@ -194,6 +217,7 @@ mod tests {
                 name: "rmw/3-threads".into(),
                 executions: 414,
                 preemption_bound: None,
+                behaviours: Some(7),
                 verdict: "pass".into(),
             }],
             benchmarks: vec![Figure {
@@ -233,6 +257,31 @@ mod tests {
         let mut close = report();
         close.benchmarks[0].value = 0.24;
         assert_eq!(compare(&close, &baseline, true)[3].status, Status::Pass);
+    }
+
+    #[test]
+    fn a_passing_model_with_fewer_behaviours_is_a_regression_even_with_as_many_executions() {
+        let baseline = report();
+        // A call removed from one thread: as many executions, fewer distinct behaviours.
+        let mut shrunk = report();
+        shrunk.loom[0].behaviours = Some(5);
+        let check = &compare(&shrunk, &baseline, false)[2];
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.detail.contains("5 behaviours, baseline 7"),
+            "{}",
+            check.detail
+        );
+        // More is fine; a caught model, or a report from before behaviours, is not judged.
+        let mut grown = report();
+        grown.loom[0].behaviours = Some(9);
+        assert_eq!(compare(&grown, &baseline, false)[2].status, Status::Pass);
+        let mut caught = shrunk.clone();
+        caught.loom[0].verdict = "caught".into();
+        assert_eq!(compare(&caught, &baseline, false)[2].status, Status::Pass);
+        let mut old = report();
+        old.loom[0].behaviours = None;
+        assert_eq!(compare(&shrunk, &old, false)[2].status, Status::Pass);
     }
 
     #[test]

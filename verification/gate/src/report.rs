@@ -57,6 +57,10 @@ pub struct LoomModel {
     pub executions: u64,
     /// Preemption bound; `None` is exhaustive.
     pub preemption_bound: Option<u64>,
+    /// Distinct behaviours among the passing executions (each thread's events in order);
+    /// `None` in reports from before they were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviours: Option<u64>,
     /// `pass` or `caught`.
     pub verdict: String,
 }

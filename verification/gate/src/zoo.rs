@@ -22,6 +22,9 @@ pub struct LoomLine {
     pub executions: u64,
     /// Preemption bound (`None`: exhaustive).
     pub preemption_bound: Option<u64>,
+    /// Distinct behaviours among the passing executions (absent from older reports).
+    #[serde(default)]
+    pub behaviours: Option<u64>,
     /// `pass` or `caught`.
     pub verdict: String,
     /// The failing interleaving, when caught.
@@ -67,6 +70,7 @@ pub fn loom_models(lines: &[LoomLine]) -> Vec<LoomModel> {
             name: l.name.clone(),
             executions: l.executions,
             preemption_bound: l.preemption_bound,
+            behaviours: l.behaviours,
             verdict: l.verdict.clone(),
         })
         .collect()

@@ -11,12 +11,22 @@ use quota_tracker::{
     Tracker, TrackerOptions,
 };
 
+/// Runs docker with `args`, trying up to 5 times: on a loaded machine the engine's freezer
+/// sometimes fails a `pause` ("OCI runtime pause failed: unable to freeze"), seen once in a
+/// gate run; a retry a moment later freezes. Each retry is reported.
 fn docker(args: &[&str]) {
-    let status = std::process::Command::new("docker")
-        .args(args)
-        .status()
-        .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
-    assert!(status.success(), "docker {args:?} failed");
+    for attempt in 1..=5 {
+        let status = std::process::Command::new("docker")
+            .args(args)
+            .status()
+            .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
+        if status.success() {
+            return;
+        }
+        eprintln!("docker {args:?} failed (attempt {attempt} of 5); trying again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("docker {args:?} failed 5 times");
 }
 
 #[test]

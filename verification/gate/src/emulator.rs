@@ -1,5 +1,6 @@
-//! One emulator container shared by a tier's tests, removed when the tier ends, and on Ctrl-C
-//! or SIGTERM (`interrupt.rs`): no container of the gate's outlives it (short of SIGKILL).
+//! One emulator container shared by a tier's tests, removed when the tier ends, on Ctrl-C or
+//! SIGTERM (`interrupt.rs`), and when the gate dies otherwise, SIGKILL included (`reaper.rs`):
+//! no container of the gate's outlives it.
 //!
 //! Why: a container per test (36 of them) costs the dynamodb tier CPU that 2 cores do not have
 //! to spare: measured beside nothing else, 117 core-seconds and 64 s with a container per test,
@@ -12,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::interrupt;
+use crate::reaper::Reaper;
 
 /// The image `scripts/dynamodb-setup` builds (`verification/dynamodb`'s `IMAGE` names it too;
 /// the gate does not depend on that crate, which builds the AWS SDK).
@@ -26,6 +28,8 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 /// A running emulator container; dropped, it is removed.
 pub struct SharedEmulator {
     id: String,
+    /// Removes the container if the gate dies before `drop` does.
+    reaper: Option<Reaper>,
     /// `http://127.0.0.1:PORT`, for `QUOTA_DYNAMODB_ENDPOINT`.
     pub endpoint: String,
 }
@@ -43,11 +47,14 @@ impl SharedEmulator {
             IMAGE,
         ])?;
         interrupt::track_container(&id);
+        let reaper = Reaper::watch(&id);
         // From here on, an early return drops `emulator`, which removes the container.
         let mut emulator = Self {
             id,
+            reaper: None,
             endpoint: String::new(),
         };
+        emulator.reaper = Some(reaper?);
         emulator.wait_until_listening()?;
         let ports = docker(&["port", &emulator.id, "8000/tcp"])?;
         let port = ports
@@ -85,6 +92,7 @@ impl Drop for SharedEmulator {
     fn drop(&mut self) {
         remove(&self.id);
         interrupt::forget_container(&self.id);
+        drop(self.reaper.take());
     }
 }
 

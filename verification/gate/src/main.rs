@@ -14,6 +14,7 @@ mod interrupt;
 mod nextest;
 mod output;
 mod probe;
+mod reaper;
 mod report;
 mod tiers;
 mod zoo;

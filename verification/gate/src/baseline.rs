@@ -98,11 +98,16 @@ fn loom_regressions(current: &Report, baseline: &Report) -> Vec<String> {
     baseline
         .loom
         .iter()
-        .filter_map(|b| match current.loom.iter().find(|c| c.name == b.name) {
-            None => Some(format!("{}: gone (explored {})", b.name, b.executions)),
-            Some(c) => lowered_bound(c, b)
-                .or_else(|| fewer_executions(c, b))
-                .or_else(|| fewer_behaviours(c, b)),
+        .flat_map(|b| match current.loom.iter().find(|c| c.name == b.name) {
+            None => vec![format!("{}: gone (explored {})", b.name, b.executions)],
+            Some(c) => [
+                lowered_bound(c, b),
+                fewer_executions(c, b),
+                fewer_behaviours(c, b),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
         })
         .collect()
 }

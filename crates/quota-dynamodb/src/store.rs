@@ -196,8 +196,32 @@ impl DynamoStore {
 
     /// Creates the table (`PK` hash, `SK` range, both strings) if it does not exist, and
     /// waits until it is active. A table that exists with another key is refused
-    /// ([`StoreErrorKind::Rejected`]): it is not a quota table.
+    /// ([`StoreErrorKind::Rejected`]): it is not a quota table. A request that times out or
+    /// meets a transient error starts the sequence again after the retry policy's back-off
+    /// (it is idempotent: a table that a lost answer created is found by the next look), up
+    /// to the policy's attempts.
     pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
+        let mut seed = jitter_seed(self.clock.now(), 1);
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.create_table_once().await {
+                Err(e) if e.kind != StoreErrorKind::Rejected && attempt < attempts => {
+                    tracing::debug!(attempt, error = %e, "creating the table: trying again");
+                    tokio::time::sleep(self.retry.backoff(attempt, &mut seed)).await;
+                }
+                Err(e) if e.kind != StoreErrorKind::Rejected && attempts > 1 => {
+                    let message = format!("gave up after {attempts} attempts: {}", e.message);
+                    return Err(StoreError::new(e.kind, e.operation, message));
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One pass of [`DynamoStore::create_table_if_missing`]: look, create if missing, wait.
+    async fn create_table_once(&self) -> Result<(), StoreError> {
         let exists = self
             .client
             .describe_table()
@@ -205,98 +229,107 @@ impl DynamoStore {
             .send()
             .await;
         match exists {
-            Ok(described) => {
-                let key: Vec<(String, String, String)> = described
-                    .table()
-                    .map(|t| t.key_schema())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|k| {
-                        let name = k.attribute_name().to_owned();
-                        let kind = described
-                            .table()
-                            .map(|t| t.attribute_definitions())
-                            .unwrap_or_default()
-                            .iter()
-                            .find(|a| a.attribute_name() == name)
-                            .map_or("?", |a| a.attribute_type().as_str())
-                            .to_owned();
-                        (name, k.key_type().as_str().to_owned(), kind)
-                    })
-                    .collect();
-                let expected = [
-                    ("PK".to_owned(), "HASH".to_owned(), "S".to_owned()),
-                    ("SK".to_owned(), "RANGE".to_owned(), "S".to_owned()),
-                ];
-                if key != expected {
-                    let found: Vec<String> = key
-                        .iter()
-                        .map(|(n, t, k)| format!("{n} ({t}, {k})"))
-                        .collect();
-                    return Err(StoreError::new(
-                        StoreErrorKind::Rejected,
-                        "create table",
-                        format!(
-                            "table {:?} exists but is not a quota table: its key is {}, \
-                             expected PK (HASH, S) and SK (RANGE, S); choose another table",
-                            self.table,
-                            found.join(", ")
-                        ),
-                    ));
-                }
-            }
+            Ok(described) => self.check_quota_key(&described)?,
             Err(error) if error.code() != Some("ResourceNotFoundException") => {
                 return Err(self.error("create table", &error));
             }
-            Err(_) => {
-                let attribute = |name: &str| {
-                    AttributeDefinition::builder()
-                        .attribute_name(name)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                };
-                let key = |name: &str, kind| {
-                    KeySchemaElement::builder()
-                        .attribute_name(name)
-                        .key_type(kind)
-                        .build()
-                };
-                let (pk, sk) = (attribute("PK"), attribute("SK"));
-                let (hash, range) = (key("PK", KeyType::Hash), key("SK", KeyType::Range));
-                let throughput = ProvisionedThroughput::builder()
-                    .read_capacity_units(100)
-                    .write_capacity_units(100)
-                    .build();
-                let built = (|| {
-                    Ok::<_, aws_sdk_dynamodb::error::BuildError>((
-                        pk?,
-                        sk?,
-                        hash?,
-                        range?,
-                        throughput?,
-                    ))
-                })();
-                let (pk, sk, hash, range, throughput) = built.map_err(|e| {
-                    StoreError::new(StoreErrorKind::Rejected, "create table", e.to_string())
-                })?;
-                let created = self
-                    .client
-                    .create_table()
-                    .table_name(&self.table)
-                    .attribute_definitions(pk)
-                    .attribute_definitions(sk)
-                    .key_schema(hash)
-                    .key_schema(range)
-                    .provisioned_throughput(throughput)
-                    .send()
-                    .await;
-                if let Err(error) = created
-                    && error.code() != Some("ResourceInUseException")
-                {
-                    return Err(self.error("create table", &error));
-                }
-            }
+            Err(_) => self.create_table().await?,
         }
+        self.wait_until_active().await
+    }
+
+    /// Refuses an existing table whose key is not the quota table's.
+    fn check_quota_key(
+        &self,
+        described: &aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput,
+    ) -> Result<(), StoreError> {
+        let table = described.table();
+        let key: Vec<(String, String, String)> = table
+            .map(|t| t.key_schema())
+            .unwrap_or_default()
+            .iter()
+            .map(|k| {
+                let name = k.attribute_name().to_owned();
+                let kind = table
+                    .map(|t| t.attribute_definitions())
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|a| a.attribute_name() == name)
+                    .map_or("?", |a| a.attribute_type().as_str())
+                    .to_owned();
+                (name, k.key_type().as_str().to_owned(), kind)
+            })
+            .collect();
+        let expected = [
+            ("PK".to_owned(), "HASH".to_owned(), "S".to_owned()),
+            ("SK".to_owned(), "RANGE".to_owned(), "S".to_owned()),
+        ];
+        if key == expected {
+            return Ok(());
+        }
+        let found: Vec<String> = key
+            .iter()
+            .map(|(n, t, k)| format!("{n} ({t}, {k})"))
+            .collect();
+        Err(StoreError::new(
+            StoreErrorKind::Rejected,
+            "create table",
+            format!(
+                "table {:?} exists but is not a quota table: its key is {}, \
+                 expected PK (HASH, S) and SK (RANGE, S); choose another table",
+                self.table,
+                found.join(", ")
+            ),
+        ))
+    }
+
+    /// Sends the `CreateTable`; one that another creator made first is fine.
+    async fn create_table(&self) -> Result<(), StoreError> {
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let (pk, sk) = (attribute("PK"), attribute("SK"));
+        let (hash, range) = (key("PK", KeyType::Hash), key("SK", KeyType::Range));
+        let throughput = ProvisionedThroughput::builder()
+            .read_capacity_units(100)
+            .write_capacity_units(100)
+            .build();
+        let built = (|| {
+            Ok::<_, aws_sdk_dynamodb::error::BuildError>((pk?, sk?, hash?, range?, throughput?))
+        })();
+        let (pk, sk, hash, range, throughput) = built.map_err(|e| {
+            StoreError::new(StoreErrorKind::Rejected, "create table", e.to_string())
+        })?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .attribute_definitions(pk)
+            .attribute_definitions(sk)
+            .key_schema(hash)
+            .key_schema(range)
+            .provisioned_throughput(throughput)
+            .send()
+            .await;
+        match created {
+            Err(error) if error.code() != Some("ResourceInUseException") => {
+                Err(self.error("create table", &error))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Polls until the table is active (5 s at most).
+    async fn wait_until_active(&self) -> Result<(), StoreError> {
         for _ in 0..100 {
             let status = self
                 .client

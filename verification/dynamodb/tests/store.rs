@@ -443,6 +443,22 @@ fn a_describe_refused_for_another_reason_than_not_found_is_reported_not_a_reason
 }
 
 #[test]
+fn a_table_created_whose_answer_was_lost_is_found_by_the_retry_and_used() {
+    // The server creates the table; its answer is replaced by a server error (as a timeout on
+    // a loaded machine would lose it). The store looks again, finds it, waits for ACTIVE.
+    let server = Server::start();
+    let (lost, answered) = ErrorAnswers::new("CreateTable", 500, "InternalServerError", 1);
+    let store = server.connect_with("create-answer-lost", clock(), |b| b.interceptor(lost));
+    store
+        .create_table_if_missing()
+        .expect("created, and found by the retry");
+    assert_eq!(answered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    store
+        .apply_batch(&batch("a", 1, vec![1, 0, 0]))
+        .expect("the table is usable");
+}
+
+#[test]
 fn compare_and_sets_failing_for_another_reason_than_their_condition_fail_the_store_check() {
     // Every conditional write answered with a validation error: `store-check` must stop with
     // that error, not count them as lost races and qualify a store it never saw compare-and-set.

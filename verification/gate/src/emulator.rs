@@ -22,6 +22,9 @@ pub const IMAGE: &str = "quota-verify/dynalite:local";
 /// The environment variable through which the tests find a running server.
 pub const ENDPOINT_VAR: &str = "QUOTA_DYNAMODB_ENDPOINT";
 
+/// How long a table the shared emulator creates stays CREATING (dynalite's default: 500).
+const CREATE_TABLE_MS: &str = "50";
+
 /// How long the emulator may take to say it listens.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -45,6 +48,11 @@ impl SharedEmulator {
             "--label",
             "quota-verify=gate",
             IMAGE,
+            // dynalite keeps a new table CREATING for 500 ms by default, and the tier's tests
+            // create dozens (40 in fleet_admission alone): 50 ms still has the store wait for
+            // ACTIVE on a table it just created.
+            "--createTableMs",
+            CREATE_TABLE_MS,
         ])?;
         interrupt::track_container(&id);
         let reaper = Reaper::watch(&id);

@@ -27,7 +27,7 @@ use clap::Parser;
 
 use crate::emulator::SharedEmulator;
 use crate::nextest::{Invocation, tail};
-use crate::report::{Check, Report, Status, TierTime};
+use crate::report::{Check, Figure, Report, Status, TierTime};
 use crate::tiers::{Runner, TIERS, Tier};
 
 /// The quota-verify correctness gate.
@@ -214,21 +214,29 @@ impl Files {
 }
 
 /// What one tier produced.
+#[derive(Default)]
 struct TierRun {
     checks: Vec<Check>,
+    /// The bench tier's figures, for the report and the baseline.
+    benchmarks: Vec<Figure>,
     elapsed_ms: u64,
 }
 
 /// Runs every tier not skipped, in order, except that a tier marked `beside_emulator` runs
 /// in the background while the emulator tiers after it run; background tiers are joined
-/// before the next tier that does not need the emulator. Results are recorded in tier order.
+/// before the next tier that runs in the foreground without the emulator. Results are
+/// recorded in tier order.
 fn run_tiers(skipped: &[String], files: &Files, report: &mut Report) {
     let is_skipped = |name: &str| skipped.iter().any(|s| s == name);
     let mut runs: Vec<Option<TierRun>> = TIERS.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
         let mut background = Vec::new();
         for (i, tier) in TIERS.iter().enumerate() {
-            if !tier.needs_emulator {
+            let emulator_later = TIERS[i + 1..]
+                .iter()
+                .any(|later| later.needs_emulator && !is_skipped(later.name));
+            let in_background = tier.beside_emulator && emulator_later && !is_skipped(tier.name);
+            if !tier.needs_emulator && !in_background {
                 join_all(&mut background, &mut runs);
             }
             eprintln!("[{}/{}] {} — {}", i + 1, TIERS.len(), tier.name, tier.about);
@@ -237,19 +245,13 @@ fn run_tiers(skipped: &[String], files: &Files, report: &mut Report) {
                 runs[i] = Some(skipped_run(tier));
                 continue;
             }
-            let emulator_next = TIERS[i + 1..]
-                .first()
-                .is_some_and(|next| next.needs_emulator && !is_skipped(next.name));
-            if tier.beside_emulator && emulator_next {
+            if in_background {
                 eprintln!("  running in the background beside the emulator tiers");
-                let handle = scope.spawn(move || {
-                    let mut own = Report::default();
-                    timed(tier, files, &mut own, false)
-                });
+                let handle = scope.spawn(move || timed(tier, files, false));
                 background.push((i, handle));
                 continue;
             }
-            runs[i] = Some(timed(tier, files, report, true));
+            runs[i] = Some(timed(tier, files, true));
         }
         join_all(&mut background, &mut runs);
     });
@@ -261,6 +263,7 @@ fn run_tiers(skipped: &[String], files: &Files, report: &mut Report) {
             });
         }
         report.checks.extend(run.checks);
+        report.benchmarks.extend(run.benchmarks);
     }
 }
 
@@ -284,15 +287,15 @@ fn skipped_run(tier: &Tier) -> TierRun {
             elapsed_ms: 0,
             detail: "skipped by request (--skip or --only)".to_owned(),
         }],
-        elapsed_ms: 0,
+        ..TierRun::default()
     }
 }
 
 /// Runs one tier and says how it went.
-fn timed(tier: &Tier, files: &Files, report: &mut Report, visible: bool) -> TierRun {
+fn timed(tier: &Tier, files: &Files, visible: bool) -> TierRun {
     let started = Instant::now();
     let log = files.logs.join(format!("{}.log", tier.name));
-    let checks = run_tier(tier, &log, files, report, visible);
+    let (checks, benchmarks) = run_tier(tier, &log, files, visible);
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     eprintln!(
@@ -302,7 +305,11 @@ fn timed(tier: &Tier, files: &Files, report: &mut Report, visible: bool) -> Tier
         failed,
         elapsed_ms as f64 / 1000.0
     );
-    TierRun { checks, elapsed_ms }
+    TierRun {
+        checks,
+        benchmarks,
+        elapsed_ms,
+    }
 }
 
 /// Waits for a background tier; a panic in it becomes a failed check, not a lost tier.
@@ -315,7 +322,7 @@ fn join(handle: std::thread::ScopedJoinHandle<'_, TierRun>, tier: &str) -> TierR
             0,
             "the gate's thread running this tier panicked".to_owned(),
         )],
-        elapsed_ms: 0,
+        ..TierRun::default()
     })
 }
 
@@ -358,14 +365,13 @@ fn print_summary(report: &Report, out: &Path) {
     );
 }
 
-fn run_tier(
-    tier: &Tier,
-    log: &Path,
-    files: &Files,
-    report: &mut Report,
-    visible: bool,
-) -> Vec<Check> {
-    let failed = |what: &str, detail: String| vec![nextest::failure(tier.name, what, 0, detail)];
+fn run_tier(tier: &Tier, log: &Path, files: &Files, visible: bool) -> (Vec<Check>, Vec<Figure>) {
+    let failed = |what: &str, detail: String| {
+        (
+            vec![nextest::failure(tier.name, what, 0, detail)],
+            Vec::new(),
+        )
+    };
     if tier.needs_emulator
         && let Err(detail) = set_up_emulator_once(log)
     {
@@ -395,8 +401,7 @@ fn run_tier(
         Runner::Bench => {
             let (check, figures) = bench::run(&files.out, log);
             let probe = probe::run(&figures, log);
-            report.benchmarks = figures;
-            return vec![check, probe];
+            return (vec![check, probe], figures);
         }
         Runner::Workspace { filter } => Invocation {
             tier: tier.name,
@@ -435,7 +440,7 @@ fn run_tier(
             visible,
         },
     };
-    nextest::run(&invocation, log).checks
+    (nextest::run(&invocation, log).checks, Vec::new())
 }
 
 /// `set_up_emulator` once per gate run: emulator tiers running at the same time wait for the

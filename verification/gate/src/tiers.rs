@@ -28,7 +28,7 @@ pub struct Tier {
     pub needs_emulator: bool,
     /// Whether it runs in the background beside the emulator tiers that follow it (they
     /// wait on the emulator and on processes much of the time, so the cores have room).
-    /// Joined before the next tier that does not need the emulator.
+    /// Joined before the next tier that runs in the foreground without the emulator.
     pub beside_emulator: bool,
     /// Whether its tests share one emulator container the gate starts for the tier
     /// (`QUOTA_DYNAMODB_ENDPOINT`; see `emulator.rs`) instead of starting one each.
@@ -105,8 +105,8 @@ pub const TIERS: &[Tier] = &[
         beside_emulator: false,
         shared_emulator: false,
         // Each test waits out its fleet's duration, the workers admitting at a set rate:
-        // 4 at once on 2 cores (the tier 47 s warm, against about 65 s with 2). The tier runs
-        // after loom and the dynamodb tier, never beside them.
+        // 4 at once on 2 cores (the tier 47 s warm, against about 65 s with 2), in the
+        // foreground while loom and the dynamodb tier run in the background.
         test_threads: Some(4),
     },
     Tier {

@@ -1,29 +1,26 @@
 //! A DynamoDB-compatible server for the integration tests.
 //!
-//! With `QUOTA_DYNAMODB_ENDPOINT` set, tests run against that endpoint (DynamoDB Local, a
-//! real test table) and start no container. Otherwise each test suite starts the emulator
-//! image built by `scripts/dynamodb-setup` through testcontainers, on a port the engine
-//! chooses. A missing engine or image fails with the command that fixes it.
+//! With `QUOTA_DYNAMODB_ENDPOINT` set (the gate sets it to its shared emulator), tests run
+//! against that endpoint (DynamoDB Local, a real test table) and start no container.
+//! Otherwise each test suite starts the emulator image built by `scripts/dynamodb-setup` in a
+//! container of its own (`quota_fleet::emulator::Emulator`, through the docker CLI: a
+//! container library would cost this crate's build about 100 core-seconds on 2 cores, for a
+//! `docker run`). A missing engine or image fails with the command that fixes it.
 
 use std::sync::Arc;
 
 use quota_dynamodb::{BlockingDynamoStore, DynamoConfig};
+use quota_fleet::emulator::Emulator;
 use quota_tracker::Clock;
-use testcontainers::core::{IntoContainerPort, WaitFor};
-use testcontainers::runners::SyncRunner;
-use testcontainers::{Container, GenericImage};
 
 pub mod faults;
-
-/// The emulator image `scripts/dynamodb-setup` builds.
-pub const IMAGE: (&str, &str) = ("quota-verify/dynalite", "local");
 
 /// A running server (a container, or the endpoint from the environment).
 pub struct Server {
     /// `http://127.0.0.1:PORT` or `QUOTA_DYNAMODB_ENDPOINT`.
     pub endpoint: String,
     /// The container, when this suite started one (removed on drop).
-    pub container: Option<Container<GenericImage>>,
+    pub container: Option<Emulator>,
 }
 
 impl Server {
@@ -42,26 +39,10 @@ impl Server {
     /// says: for tests that do things to the server process (pause it) that an endpoint
     /// from outside cannot be made to do. Fails, naming the fix, without an engine or image.
     pub fn container() -> Self {
-        let image_present = std::process::Command::new("docker")
-            .args(["image", "inspect", &format!("{}:{}", IMAGE.0, IMAGE.1)])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            image_present,
-            "the emulator image {}:{} is missing (or no container engine answers): run scripts/dynamodb-setup",
-            IMAGE.0, IMAGE.1
-        );
-        let container = GenericImage::new(IMAGE.0, IMAGE.1)
-            .with_exposed_port(8000.tcp())
-            .with_wait_for(WaitFor::message_on_stdout("Listening at"))
-            .start()
-            .unwrap_or_else(|e| panic!("cannot start {}:{}: {e}", IMAGE.0, IMAGE.1));
-        let port = container
-            .get_host_port_ipv4(8000.tcp())
-            .unwrap_or_else(|e| panic!("no host port for the emulator: {e}"));
+        let emulator = Emulator::in_memory().unwrap_or_else(|e| panic!("{e}"));
         Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            container: Some(container),
+            endpoint: emulator.endpoint.clone(),
+            container: Some(emulator),
         }
     }
 

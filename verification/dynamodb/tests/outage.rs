@@ -11,24 +11,6 @@ use quota_tracker::{
     Tracker, TrackerOptions,
 };
 
-/// Runs docker with `args`, trying up to 5 times: on a loaded machine the engine's freezer
-/// sometimes fails a `pause` ("OCI runtime pause failed: unable to freeze"), seen once in a
-/// gate run; a retry a moment later freezes. Each retry is reported.
-fn docker(args: &[&str]) {
-    for attempt in 1..=5 {
-        let status = std::process::Command::new("docker")
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| panic!("docker {args:?}: {e}"));
-        if status.success() {
-            return;
-        }
-        eprintln!("docker {args:?} failed (attempt {attempt} of 5); trying again");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("docker {args:?} failed 5 times");
-}
-
 #[test]
 fn a_paused_server_delays_syncs_and_loses_nothing() {
     // Its own container even when QUOTA_DYNAMODB_ENDPOINT names another server: the test
@@ -73,9 +55,9 @@ fn a_paused_server_delays_syncs_and_loses_nothing() {
         slowest
     };
     record_for(Duration::from_millis(500));
-    docker(&["pause", container.id()]);
+    container.pause().expect("paused");
     let slowest_while_paused = record_for(Duration::from_secs(5));
-    docker(&["unpause", container.id()]);
+    container.unpause().expect("thawed");
     record_for(Duration::from_millis(500));
     let BackgroundTotals {
         applied, failed, ..

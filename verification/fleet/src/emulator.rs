@@ -1,6 +1,8 @@
 //! The fleet's own emulator: dynalite in a container keeping its tables on a volume
 //! (`--path`), on a fixed host port, so the server process can be killed and started again
 //! (`docker restart`) with the table intact, and paused. Removed, with its volume, on drop.
+//! [`Emulator::in_memory`] is the same server without the volume, for the DynamoDB tests
+//! that need a server of their own (one they pause) but not its tables across a restart.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -12,7 +14,8 @@ pub const IMAGE: &str = "quota-verify/dynalite:local";
 /// A running emulator container.
 pub struct Emulator {
     name: String,
-    volume: String,
+    /// The volume holding the tables; `None` in memory.
+    volume: Option<String>,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     port: u16,
@@ -46,32 +49,48 @@ fn free_port() -> Result<u16, String> {
 impl Emulator {
     /// Starts the emulator on a volume of its own, named after this process.
     pub fn start() -> Result<Self, String> {
+        Self::launch(true)
+    }
+
+    /// Starts the emulator with its tables in memory (no volume): gone with the container.
+    /// Each call starts another container.
+    pub fn in_memory() -> Result<Self, String> {
+        Self::launch(false)
+    }
+
+    fn launch(on_volume: bool) -> Result<Self, String> {
         docker(&["image", "inspect", IMAGE]).map_err(|_| {
             format!("the emulator image {IMAGE} is missing (or no container engine answers): run scripts/dynamodb-setup")
         })?;
-        let tag = format!("quota-fleet-{}", std::process::id());
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("quota-fleet-{}-{n}", std::process::id());
         let port = free_port()?;
         let emulator = Self {
             name: tag.clone(),
-            volume: tag,
+            volume: on_volume.then_some(tag),
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
         };
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            &emulator.name,
-            "-p",
-            &format!("127.0.0.1:{port}:8000"),
-            "-v",
-            &format!("{}:/data", emulator.volume),
-            IMAGE,
-            "--path",
-            "/data",
-        ])?;
+        let published = format!("127.0.0.1:{port}:8000");
+        let mut args = vec!["run", "-d", "--name", &emulator.name, "-p", &published];
+        let mount = emulator.volume.as_ref().map(|v| format!("{v}:/data"));
+        if let Some(mount) = &mount {
+            args.extend(["-v", mount]);
+        }
+        args.push(IMAGE);
+        if mount.is_some() {
+            args.extend(["--path", "/data"]);
+        }
+        // From here on, an early return drops `emulator`, which removes the container.
+        docker(&args)?;
         emulator.wait_ready(1)?;
         Ok(emulator)
+    }
+
+    /// The container's name, for `docker` commands.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Kills the server process and starts it again on the same volume and port; returns
@@ -82,9 +101,19 @@ impl Emulator {
         self.wait_ready(before + 1)
     }
 
-    /// Freezes the server (every request waits).
+    /// Freezes the server (every request waits). Tried up to 5 times: on a loaded machine
+    /// the engine's freezer sometimes fails ("OCI runtime pause failed: unable to freeze",
+    /// seen once in a gate run), and a moment later it freezes.
     pub fn pause(&self) -> Result<(), String> {
-        docker(&["pause", &self.name]).map(|_| ())
+        let mut last = String::new();
+        for _ in 0..5 {
+            match docker(&["pause", &self.name]) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!("{last} (5 attempts)"))
     }
 
     /// Thaws it.
@@ -124,6 +153,8 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = docker(&["rm", "-f", &self.name]);
-        let _ = docker(&["volume", "rm", "-f", &self.volume]);
+        if let Some(volume) = &self.volume {
+            let _ = docker(&["volume", "rm", "-f", volume]);
+        }
     }
 }

@@ -168,7 +168,14 @@ fn run_tasks(
             expected[service as usize] += kept;
         }
         let totals = task.shutdown().await;
-        assert!(totals.applied > 0, "the sync task synced: {totals:?}");
+        // The blocking control blocks the runtime's workers, so on a loaded machine the
+        // sync task may never get a turn while the tasks' own inline syncs carry every call
+        // (seen once in a fresh-clone gate: applied 0); what the control shows is the
+        // blocking, measured below. The real store's run must have the task syncing.
+        assert!(
+            blocking || totals.applied > 0,
+            "the sync task synced: {totals:?}"
+        );
         assert!(
             synced
                 .tracker()

@@ -231,19 +231,7 @@ fn run_tiers(skipped: &[String], files: &Files, report: &mut Report) {
     let mut runs: Vec<Option<TierRun>> = TIERS.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
         let mut background = Vec::new();
-        let mut loom_build = if is_skipped("loom") {
-            None
-        } else {
-            prebuild_loom(scope, files)
-        };
         for (i, tier) in TIERS.iter().enumerate() {
-            // The loom tier waits for its build ahead, in its own thread.
-            let built_ahead = loom_build.take_if(|_| tier.runner == Runner::Loom);
-            let after_build = move || {
-                if let Some(build) = built_ahead {
-                    let _ = build.join();
-                }
-            };
             let emulator_later = TIERS[i + 1..]
                 .iter()
                 .any(|later| later.needs_emulator && !is_skipped(later.name));
@@ -259,14 +247,10 @@ fn run_tiers(skipped: &[String], files: &Files, report: &mut Report) {
             }
             if in_background {
                 eprintln!("  running in the background beside the emulator tiers");
-                let handle = scope.spawn(move || {
-                    after_build();
-                    timed(tier, files, false)
-                });
+                let handle = scope.spawn(move || timed(tier, files, false));
                 background.push((i, handle));
                 continue;
             }
-            after_build();
             runs[i] = Some(timed(tier, files, true));
         }
         join_all(&mut background, &mut runs);
@@ -428,62 +412,35 @@ fn run_tier(tier: &Tier, log: &Path, files: &Files, visible: bool) -> (Vec<Check
             env,
             visible,
         },
-        Runner::Loom => loom_invocation(tier, files, env, run_args, visible),
+        // As scripts/loom: release, --cfg loom only for this crate's build, its own target dir.
+        Runner::Loom => Invocation {
+            tier: tier.name,
+            select: [
+                "--locked",
+                "-p",
+                "quota-loom",
+                "--cargo-profile",
+                "release",
+                "--target-dir",
+                "target/loom",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            run_args,
+            env: env
+                .into_iter()
+                .chain([
+                    ("RUSTFLAGS".to_owned(), "--cfg loom".to_owned()),
+                    (
+                        "QUOTA_LOOM_REPORT".to_owned(),
+                        files.loom_report.display().to_string(),
+                    ),
+                ])
+                .collect(),
+            visible,
+        },
     };
     (nextest::run(&invocation, log).checks, Vec::new())
-}
-
-/// The loom tier's nextest invocation. As scripts/loom: release, `--cfg loom` only for this
-/// crate's build, its own target dir.
-fn loom_invocation(
-    tier: &Tier,
-    files: &Files,
-    env: Vec<(String, String)>,
-    run_args: Vec<String>,
-    visible: bool,
-) -> Invocation {
-    Invocation {
-        tier: tier.name,
-        select: [
-            "--locked",
-            "-p",
-            "quota-loom",
-            "--cargo-profile",
-            "release",
-            "--target-dir",
-            "target/loom",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        run_args,
-        env: env
-            .into_iter()
-            .chain([
-                ("RUSTFLAGS".to_owned(), "--cfg loom".to_owned()),
-                (
-                    "QUOTA_LOOM_REPORT".to_owned(),
-                    files.loom_report.display().to_string(),
-                ),
-            ])
-            .collect(),
-        visible,
-    }
-}
-
-/// Starts building the loom tier's tests (release, their own target dir) beside the first
-/// tiers, whose builds and tests leave the second core idle much of the time (a fresh
-/// clone's test build waits on single crates: the AWS SDK's alone is 30 s). The loom tier
-/// waits for it before its own, then no-op, build.
-fn prebuild_loom<'scope>(
-    scope: &'scope std::thread::Scope<'scope, '_>,
-    files: &'scope Files,
-) -> Option<std::thread::ScopedJoinHandle<'scope, ()>> {
-    let tier = TIERS.iter().find(|t| t.runner == Runner::Loom)?;
-    let log = files.logs.join(format!("{}-prebuild.log", tier.name));
-    Some(scope.spawn(move || {
-        let invocation = loom_invocation(tier, files, Vec::new(), Vec::new(), false);
-        nextest::prebuild(&invocation, &log);
-    }))
 }
 
 /// `set_up_emulator` once per gate run: emulator tiers running at the same time wait for the

@@ -95,24 +95,6 @@ fn command(invocation: &Invocation, verb: &str, log: &Path) -> Command {
     command
 }
 
-/// Builds the invocation's tests ahead of its tier (`cargo nextest list`, output to `log`),
-/// so a tier whose build does not share the workspace's target dir (loom's) can build while
-/// earlier tiers run; the tier's own listing then finds them built. Its failures are the
-/// tier's to report, when its own build fails the same way.
-pub fn prebuild(invocation: &Invocation, log: &Path) {
-    let built = crate::interrupt::status(
-        command(invocation, "list", log)
-            .args(["--message-format", "json"])
-            .stdout(Stdio::null()),
-    );
-    if let Err(e) = built {
-        eprintln!(
-            "  {}: could not build ahead ({e}); it builds when it runs",
-            invocation.tier
-        );
-    }
-}
-
 /// The number of tests that will run; builds them on the way.
 fn list(invocation: &Invocation, log: &Path, spinner: &ProgressBar) -> Result<usize, String> {
     let mut child = crate::interrupt::spawn(

@@ -53,8 +53,9 @@ struct Args {
     only: Vec<String>,
 
     /// Compare with a stored report: checks that disappeared, variants no longer caught,
-    /// loom models run with a lower preemption bound or exploring under half their
-    /// executions, benchmark figures worse than their margin. Each fails the gate.
+    /// loom models run with a lower preemption bound, exploring under half their executions
+    /// or (passing) showing fewer distinct behaviours, benchmark figures worse than their
+    /// margin. Each fails the gate.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
 

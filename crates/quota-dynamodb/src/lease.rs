@@ -54,19 +54,26 @@ impl DynamoStore {
                 None => {
                     // The ticket was granted already, or someone else's grant came first:
                     // see which, and what is left.
-                    let item = self.get(key.clone()).await?.unwrap_or_default();
-                    if let Some(earlier) =
-                        ticket_grant(&item, &ticket).map_err(|e| unreadable("grant", &e))?
+                    // A try before may have landed (the condition may be the ticket's): a
+                    // failure from here on leaves the grant in doubt.
+                    let item = self
+                        .get(key.clone())
+                        .await
+                        .map_err(in_doubt)?
+                        .unwrap_or_default();
+                    if let Some(earlier) = ticket_grant(&item, &ticket)
+                        .map_err(|e| in_doubt(unreadable("grant", &e)))?
                     {
                         return Ok(earlier);
                     }
-                    let granted = granted(&item).map_err(|e| unreadable("grant", &e))?;
+                    let granted = granted(&item).map_err(|e| in_doubt(unreadable("grant", &e)))?;
                     want = want.min(request.ceiling.saturating_sub(granted));
                 }
             }
         }
+        // An attempt of a try may have landed late: in doubt, so the ticket is asked again.
         Err(StoreError::new(
-            StoreErrorKind::Unavailable,
+            StoreErrorKind::OutcomeUnknown,
             "grant",
             format!(
                 "{} grants of {} in {} lost the race {GRANT_ROUNDS} times",
@@ -149,4 +156,14 @@ impl DynamoStore {
             .map_or(Ok(0), granted)
             .map_err(|e| unreadable("granted", &e))
     }
+}
+
+/// The same failure, reported in doubt: after a grant's try the store cannot tell whether
+/// one of its attempts landed.
+fn in_doubt(error: StoreError) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::OutcomeUnknown,
+        error.operation,
+        format!("after a try that may have landed: {}", error.message),
+    )
 }

@@ -47,8 +47,8 @@ pub trait AsyncStore: Send + Sync {
         batch: &SyncBatch,
     ) -> impl Future<Output = Result<Option<StoredDay>, StoreError>> + Send;
 
-    /// Grants up to `request.want` calls without taking the window past `request.ceiling`;
-    /// as [`Store::grant_lease`](crate::Store::grant_lease).
+    /// Grants up to `request.want` calls without taking the window past `request.ceiling`,
+    /// once per `(instance, ticket)`; as [`Store::grant_lease`](crate::Store::grant_lease).
     fn grant_lease(
         &self,
         request: &LeaseRequest,
@@ -223,11 +223,19 @@ impl<S: AsyncStore, B: Backend> AsyncSyncedTracker<S, B> {
     /// Asks again for every grant of the current windows still in doubt
     /// ([`Tracker::begin_doubt_requests`]): what landed joins the lease, to be given back
     /// by a stop.
+    /// After the first failure the rest are not sent: they stay in doubt.
     pub async fn settle_grants_in_doubt(&self) {
+        let mut failed = None;
         for request in self.tracker.begin_doubt_requests() {
-            let answer = self.store.grant_lease(&request).await;
+            let answer = match &failed {
+                Some(error) => Err(StoreError::clone(error)),
+                None => self.store.grant_lease(&request).await,
+            };
             self.tracker
                 .finish_lease(&request, answer.as_ref().copied());
+            if let Err(error) = answer {
+                failed = Some(error);
+            }
         }
     }
 

@@ -32,11 +32,15 @@ struct InDoubt {
     ticket: u64,
 }
 
-/// The tickets of one tracker: the next one to issue, and those of grants in doubt.
+/// The tickets of one tracker: the next one to issue, those of grants in doubt, and those
+/// of grants in doubt being asked again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tickets {
     next: u64,
     in_doubt: Vec<InDoubt>,
+    /// Taken out of `in_doubt` for a request now out: whatever that request's failure, the
+    /// first try may have landed, so a failure puts them back ([`Tickets::answered`]).
+    asking_again: Vec<u64>,
 }
 
 impl Tickets {
@@ -46,6 +50,7 @@ impl Tickets {
         Self {
             next: ms.saturating_mul(TICKETS_PER_MS).saturating_add(1),
             in_doubt: Vec::new(),
+            asking_again: Vec::new(),
         }
     }
 
@@ -56,10 +61,12 @@ impl Tickets {
         self.in_doubt
             .retain(|d| d.service != service || d.window == window);
         if let Some(i) = self.in_doubt.iter().position(|d| d.service == service) {
-            return self.in_doubt.swap_remove(i).ticket;
+            let ticket = self.in_doubt.swap_remove(i).ticket;
+            self.asking_again.push(ticket);
+            return ticket;
         }
         let ticket = self.next;
-        self.next += 1;
+        self.next = self.next.saturating_add(1);
         ticket
     }
 
@@ -76,7 +83,20 @@ impl Tickets {
             }
             false
         });
+        self.asking_again.extend(&taken);
         taken
+    }
+
+    /// Notes that the request carrying `ticket` was answered (granted or failed); returns
+    /// whether it was asking again for a grant in doubt (whose failure leaves it in doubt).
+    pub(crate) fn answered(&mut self, ticket: u64) -> bool {
+        match self.asking_again.iter().position(|&t| t == ticket) {
+            Some(i) => {
+                self.asking_again.swap_remove(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Keeps `ticket`, whose grant is in doubt, to ask again. Returns false when too many

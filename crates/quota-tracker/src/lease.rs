@@ -414,6 +414,7 @@ impl QuotaState {
         let state = &mut *state;
         let i = request.service.0;
         state.leases[i].asked = state.leases[i].asked.saturating_sub(1);
+        state.tickets.answered(request.ticket);
         // Only an answer for the current window says anything about it.
         if granted == 0 && request.key.window == state.counters[i].window {
             state.leases[i].retry_at = now.0.saturating_add(LEASE_RETRY_MS);
@@ -447,6 +448,9 @@ impl QuotaState {
         let state = &mut *state;
         let i = request.service.0;
         state.leases[i].asked = state.leases[i].asked.saturating_sub(1);
+        // Asking again for a grant in doubt: a sure failure of this try says nothing about
+        // the first, which may have landed.
+        let in_doubt = state.tickets.answered(request.ticket) || in_doubt;
         let stranded = in_doubt
             && !state
                 .tickets
@@ -558,6 +562,7 @@ impl<B: Backend> Tracker<B> {
     /// finish with [`Tracker::finish_lease`] like any other: a stop sends them before it
     /// gives its leases back ([`SyncedTracker::release_leases`]), so a grant that landed
     /// is given back too and nothing stays granted to nobody.
+    #[must_use = "each request must be finished, or its ticket is lost and the service's ahead-of-need refill stays muted"]
     pub fn begin_doubt_requests(&self) -> Vec<LeaseRequest> {
         let mut cache = self.cache.lock();
         cache.state.roll_to(self.clock.now());
@@ -619,11 +624,20 @@ impl<S: Store, B: Backend> SyncedTracker<S, B> {
     /// Asks again, outside the lock, for every grant of the current windows still in doubt
     /// ([`Tracker::begin_doubt_requests`]): what landed joins the lease. A stop does this
     /// before it gives its leases back, so nothing stays granted to nobody.
+    /// After the first failure the rest are not sent (a store that is down would make a
+    /// stop wait a full retry cycle for each): they stay in doubt.
     pub fn settle_grants_in_doubt(&self) {
+        let mut failed = None;
         for request in self.tracker().begin_doubt_requests() {
-            let answer = self.store().grant_lease(&request);
+            let answer = match &failed {
+                Some(error) => Err(StoreError::clone(error)),
+                None => self.store().grant_lease(&request),
+            };
             self.tracker()
                 .finish_lease(&request, answer.as_ref().copied());
+            if let Err(error) = answer {
+                failed = Some(error);
+            }
         }
     }
 

@@ -72,7 +72,10 @@ pub trait Store: Send + Sync {
     /// Grants up to `request.want` calls of the request's window, never taking what the
     /// window has granted in all past `request.ceiling` (one conditional write: the bounded
     /// mode's guarantee rests on it). Returns the calls granted: fewer than asked when the
-    /// ceiling is near, 0 when it is reached. A store without leases refuses.
+    /// ceiling is near, 0 when it is reached. A request repeating an `(instance, ticket)` it
+    /// granted before must be answered with that earlier grant, not granted again: the
+    /// tracker asks again with the ticket of a grant in doubt ([`crate::grant_ticket`]). A
+    /// store without leases refuses.
     fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
         Err(StoreError::new(
             StoreErrorKind::Rejected,

@@ -239,6 +239,69 @@ fn a_grant_whose_answer_was_lost_is_recovered_by_the_next_request_not_granted_tw
 }
 
 #[test]
+fn a_grant_in_doubt_stays_in_doubt_when_asking_again_surely_fails() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let a = instance("a", &config(100, 10), &clock, &store);
+    let id = finnhub(&a);
+    store.inject(Faults {
+        lose_grant_acks: 1,
+        ..Faults::default()
+    });
+    assert_eq!(a.refill(id), LeaseReport::Failed { allowance: 0 });
+    // The store is down now (a sure failure, as a refused connection): that says nothing
+    // about the first try, which landed.
+    store.inject(Faults {
+        fail_grants: 1,
+        ..Faults::default()
+    });
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    assert_eq!(a.refill(id), LeaseReport::Failed { allowance: 0 });
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    assert_eq!(a.refill(id), LeaseReport::Granted(10), "still recovered");
+    assert_eq!(store.grants(), 1);
+    assert_eq!(store.granted("finnhub", window(&clock)), 10);
+}
+
+#[test]
+fn a_stop_that_cannot_ask_again_sends_nothing_more_and_keeps_the_doubt() {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let a = instance("a", &config(100, 10), &clock, &store);
+    let id = finnhub(&a);
+    // Two requests out at once, both ending in doubt (their answers lost on the way).
+    let lost = quota_tracker::StoreError::new(
+        quota_tracker::StoreErrorKind::OutcomeUnknown,
+        "grant",
+        "answer lost",
+    );
+    let (first, second) = (
+        a.tracker().begin_lease(id).expect("bounded"),
+        a.tracker().begin_lease(id).expect("bounded"),
+    );
+    assert_ne!(first.ticket, second.ticket);
+    for request in [&first, &second] {
+        a.tracker().finish_lease(request, Err(&lost));
+    }
+    // The store is down at the stop: the first ask fails, the second is not sent.
+    store.inject(Faults {
+        fail_grants: 1,
+        ..Faults::default()
+    });
+    a.settle_grants_in_doubt();
+    assert_eq!(store.grants(), 0, "nothing sent after the failure");
+    // Both are still in doubt: the next two requests carry their tickets.
+    clock.advance(quota_tracker::LEASE_RETRY_MS);
+    let again = a.tracker().begin_doubt_requests();
+    let mut tickets: Vec<u64> = again.iter().map(|r| r.ticket).collect();
+    tickets.sort_unstable();
+    assert_eq!(tickets, vec![first.ticket, second.ticket]);
+    for request in &again {
+        a.tracker().finish_lease(request, Ok(0));
+    }
+}
+
+#[test]
 fn a_stop_asks_again_for_a_grant_in_doubt_and_gives_it_back() {
     let clock = Arc::new(ManualClock::new(start()));
     let store = Arc::new(MemoryStore::new());

@@ -16,8 +16,9 @@
 //! condition, and the read that follows finds the attribute and answers what it holds: a
 //! grant whose answer was lost is recovered, never granted twice. A grant that gives up
 //! after an attempt that may have landed is reported as [`StoreErrorKind::OutcomeUnknown`].
-//! The attributes stay until the item expires with its window: at most one per grant, and
-//! a window has at most about `100 / block percent` full grants.
+//! The attributes stay until the item expires with its window, one per grant: about
+//! `100 / block percent` full grants per window, plus one per return that reopens room (not
+//! bounded for a fleet that restarts often in a long window; see ARCHITECTURE.md).
 
 use std::collections::HashMap;
 

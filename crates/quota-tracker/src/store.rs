@@ -118,6 +118,13 @@ pub struct Faults {
     pub lose_grant_acks: u32,
 }
 
+/// Counts an armed fault down: whether it was armed (and so fires now).
+fn armed(fault: &mut u32) -> bool {
+    let fires = *fault > 0;
+    *fault = fault.saturating_sub(1);
+    fires
+}
+
 #[derive(Debug, Default)]
 struct MemoryData {
     days: BTreeMap<UtcDay, BTreeMap<String, u64>>,
@@ -142,8 +149,7 @@ impl MemoryData {
     /// Counts a read, failing it when a read failure is armed.
     fn read(&mut self) -> Result<(), StoreError> {
         self.reads += 1;
-        if self.faults.fail_reads > 0 {
-            self.faults.fail_reads -= 1;
+        if armed(&mut self.faults.fail_reads) {
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "load",
@@ -278,8 +284,7 @@ impl<B: Backend> Store for MemoryStore<B> {
     fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
         assert_cache_lock_not_held::<B>("MemoryStore::grant_lease");
         let mut data = self.data.lock();
-        if data.faults.fail_grants > 0 {
-            data.faults.fail_grants -= 1;
+        if armed(&mut data.faults.fail_grants) {
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "grant",
@@ -304,8 +309,7 @@ impl<B: Backend> Store for MemoryStore<B> {
                 grant
             }
         };
-        if data.faults.lose_grant_acks > 0 {
-            data.faults.lose_grant_acks -= 1;
+        if armed(&mut data.faults.lose_grant_acks) {
             return Err(StoreError::new(
                 StoreErrorKind::OutcomeUnknown,
                 "grant",
@@ -331,8 +335,7 @@ impl<B: Backend> MemoryStore<B> {
 
     fn apply_now(&self, batch: &SyncBatch) -> Result<Option<StoredDay>, StoreError> {
         let mut data = self.data.lock();
-        if data.faults.fail_writes > 0 {
-            data.faults.fail_writes -= 1;
+        if armed(&mut data.faults.fail_writes) {
             return Err(StoreError::new(
                 StoreErrorKind::Unavailable,
                 "apply",
@@ -398,8 +401,7 @@ impl<B: Backend> MemoryStore<B> {
             data.applied.insert(Arc::clone(&batch.instance), batch.seq);
             data.writes += 1;
         }
-        if data.faults.lose_acks > 0 {
-            data.faults.lose_acks -= 1;
+        if armed(&mut data.faults.lose_acks) {
             return Err(StoreError::new(
                 StoreErrorKind::OutcomeUnknown,
                 "apply",

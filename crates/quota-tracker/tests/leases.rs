@@ -53,6 +53,16 @@ fn window(clock: &ManualClock) -> Window {
     Window::containing(Period::Minute, quota_tracker::Clock::now(clock))
 }
 
+/// Instance "a" alone on a fresh store (blocks of 10 of 100 a minute), `faults` armed.
+fn alone_with(faults: Faults) -> (Arc<ManualClock>, Arc<MemoryStore>, Synced, ServiceId) {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = Arc::new(MemoryStore::new());
+    let a = instance("a", &config(100, 10), &clock, &store);
+    let id = finnhub(&a);
+    store.inject(faults);
+    (clock, store, a, id)
+}
+
 #[test]
 fn instances_sharing_a_store_admit_the_ceiling_together_and_no_more() {
     let clock = Arc::new(ManualClock::new(start()));
@@ -183,11 +193,7 @@ fn a_refund_goes_back_to_the_lease_or_to_the_store_when_its_window_ended() {
 
 #[test]
 fn failing_closed_refuses_what_no_lease_covers() {
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = Arc::new(MemoryStore::new());
-    let a = instance("a", &config(100, 10), &clock, &store);
-    let id = finnhub(&a);
-    store.inject(Faults {
+    let (clock, _store, a, id) = alone_with(Faults {
         fail_grants: 2,
         ..Faults::default()
     });
@@ -207,12 +213,7 @@ fn failing_closed_refuses_what_no_lease_covers() {
 
 #[test]
 fn a_grant_whose_answer_was_lost_is_recovered_by_the_next_request_not_granted_twice() {
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = Arc::new(MemoryStore::new());
-    let config = config(100, 10);
-    let a = instance("a", &config, &clock, &store);
-    let id = finnhub(&a);
-    store.inject(Faults {
+    let (clock, store, a, id) = alone_with(Faults {
         lose_grant_acks: 1,
         ..Faults::default()
     });
@@ -240,11 +241,7 @@ fn a_grant_whose_answer_was_lost_is_recovered_by_the_next_request_not_granted_tw
 
 #[test]
 fn a_grant_in_doubt_stays_in_doubt_when_asking_again_surely_fails() {
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = Arc::new(MemoryStore::new());
-    let a = instance("a", &config(100, 10), &clock, &store);
-    let id = finnhub(&a);
-    store.inject(Faults {
+    let (clock, store, a, id) = alone_with(Faults {
         lose_grant_acks: 1,
         ..Faults::default()
     });
@@ -265,10 +262,7 @@ fn a_grant_in_doubt_stays_in_doubt_when_asking_again_surely_fails() {
 
 #[test]
 fn a_stop_that_cannot_ask_again_sends_nothing_more_and_keeps_the_doubt() {
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = Arc::new(MemoryStore::new());
-    let a = instance("a", &config(100, 10), &clock, &store);
-    let id = finnhub(&a);
+    let (clock, store, a, id) = alone_with(Faults::default());
     // Two requests out at once, both ending in doubt (their answers lost on the way).
     let lost = quota_tracker::StoreError::new(
         quota_tracker::StoreErrorKind::OutcomeUnknown,
@@ -303,10 +297,7 @@ fn a_stop_that_cannot_ask_again_sends_nothing_more_and_keeps_the_doubt() {
 
 #[test]
 fn a_stop_asks_again_for_a_grant_in_doubt_and_gives_it_back() {
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = Arc::new(MemoryStore::new());
-    let a = instance("a", &config(100, 10), &clock, &store);
-    let id = finnhub(&a);
+    let (clock, store, a, id) = alone_with(Faults::default());
     assert!(a.admit(id, 1).expect("valid").is_admitted());
     store.inject(Faults {
         lose_grant_acks: 1,
@@ -330,11 +321,7 @@ fn a_stop_asks_again_for_a_grant_in_doubt_and_gives_it_back() {
 
 #[test]
 fn a_grant_in_doubt_when_its_window_ends_is_not_asked_again_in_the_next() {
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = Arc::new(MemoryStore::new());
-    let a = instance("a", &config(100, 10), &clock, &store);
-    let id = finnhub(&a);
-    store.inject(Faults {
+    let (clock, store, a, id) = alone_with(Faults {
         lose_grant_acks: 1,
         ..Faults::default()
     });
@@ -497,11 +484,7 @@ fn calls_admitted_on_the_outage_allowance_are_never_given_back_even_when_refunde
 
 #[test]
 fn a_lease_not_granted_warns_each_time_it_is_asked_for_and_refused() {
-    let clock = Arc::new(ManualClock::new(start()));
-    let store = Arc::new(MemoryStore::new());
-    let a = instance("a", &config(100, 10), &clock, &store);
-    let id = finnhub(&a);
-    store.inject(Faults {
+    let (clock, _store, a, id) = alone_with(Faults {
         fail_grants: 2,
         ..Faults::default()
     });

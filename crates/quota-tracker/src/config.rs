@@ -3,6 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::counters::MAX_SERVICES;
 use crate::error::{ConfigError, QuotaError};
 use crate::lease::LeasePolicy;
 use crate::usage::CRITICAL_PERCENT;
@@ -148,10 +149,16 @@ pub struct QuotaConfig {
 }
 
 impl QuotaConfig {
-    /// A configuration of `services`, in that order; refuses an empty list and duplicates.
+    /// A configuration of `services`, in that order; refuses an empty list, more than
+    /// [`MAX_SERVICES`] and duplicates.
     pub fn new(services: Vec<ServiceConfig>) -> Result<Self, ConfigError> {
         if services.is_empty() {
             return Err(ConfigError::NoServices);
+        }
+        if services.len() > MAX_SERVICES {
+            return Err(ConfigError::TooManyServices {
+                count: services.len(),
+            });
         }
         for (i, service) in services.iter().enumerate() {
             if services[..i].iter().any(|s| s.name == service.name) {
@@ -333,6 +340,20 @@ mod tests {
             assert_eq!(err, ConfigError::InvalidCeiling { percent });
             assert!(err.to_string().contains("1 to 100"), "{err}");
         }
+    }
+
+    #[test]
+    fn refuses_more_services_than_a_state_has_slots_for() {
+        let services = |count: usize| {
+            (0..count)
+                .map(|i| ServiceConfig::new(format!("s{i}"), 10, Period::Day))
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(QuotaConfig::new(services(MAX_SERVICES)).is_ok());
+        let err = QuotaConfig::new(services(MAX_SERVICES + 1)).expect_err("too many");
+        assert_eq!(err, ConfigError::TooManyServices { count: 65 });
+        assert!(err.to_string().contains("at most 64"), "{err}");
     }
 
     #[test]

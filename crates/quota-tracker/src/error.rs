@@ -61,6 +61,12 @@ pub enum ConfigError {
     /// A configuration with no services.
     #[error("no services configured: expected at least one")]
     NoServices,
+    /// More services than one configuration holds.
+    #[error("{count} services configured: expected at most {max}", max = crate::MAX_SERVICES)]
+    TooManyServices {
+        /// How many were given.
+        count: usize,
+    },
     /// A service name that cannot be a store attribute name.
     #[error(
         "invalid service name {name:?}: expected 1-64 characters from a-z, 0-9, '_' and '-', starting with a letter"

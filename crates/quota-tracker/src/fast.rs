@@ -200,7 +200,7 @@ impl QuotaState {
         now: Timestamp,
     ) -> Option<(Usage, Window)> {
         // The gate's throwaway change goes here (verification/gate/src/probe.rs).
-        let counter = self.counters.get_mut(service.0)?;
+        let counter = self.counters.slot_mut(service);
         let below = if ADMIT {
             counter.admit_below
         } else {

@@ -38,6 +38,7 @@ mod background;
 mod batch;
 mod clock;
 mod config;
+mod counters;
 mod day;
 mod error;
 mod fast;
@@ -66,6 +67,7 @@ pub use batch::{
 };
 pub use clock::{Clock, ManualClock, SystemClock, TickingClock, Timestamp};
 pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};
+pub use counters::MAX_SERVICES;
 pub use day::{ParseDayError, UtcDay};
 pub use error::{ConfigError, QuotaError};
 pub use lease::{LEASE_RETRY_MS, LeaseOutage, LeasePolicy, LeaseReport, LeaseRequest, LeaseReturn};

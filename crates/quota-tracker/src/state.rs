@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::batch::{DayDeltas, Pending, StoredDay, WindowDelta};
 use crate::clock::Timestamp;
 use crate::config::{Period, QuotaConfig, ServiceId};
+use crate::counters::Counters;
 use crate::day::UtcDay;
 use crate::error::QuotaError;
 use crate::grant_ticket::Tickets;
@@ -123,7 +124,7 @@ pub struct RecordOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[repr(C)]
 pub struct QuotaState {
-    pub(crate) counters: Box<[Counter]>,
+    pub(crate) counters: Counters,
     pub(crate) total_today: u64,
     /// When a call was last recorded; [`NEVER`] before the first (a plain timestamp, not an
     /// `Option`, so recording stores one word).
@@ -187,6 +188,7 @@ impl QuotaState {
                 }
             })
             .collect();
+        let counters = Counters::new(counters);
         let mut state = Self {
             leases: vec![LeaseBook::default(); config.len()].into_boxed_slice(),
             returns: Returns::default(),

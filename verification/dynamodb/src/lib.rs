@@ -59,9 +59,18 @@ impl Server {
         customize: impl FnOnce(aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder,
     ) -> BlockingDynamoStore {
         let store = self.connect_with(table, clock, customize);
-        store
-            .create_table_if_missing()
-            .unwrap_or_else(|e| panic!("cannot create table {table}: {e}"));
+        // The store already retries five times; a shared emulator starved by a cold build
+        // beside it once outlasted that (three 3 s timeouts in a fresh-clone gate). Creating
+        // is idempotent, and this is the fixture, not the check: try twice more, loudly.
+        for attempt in 1.. {
+            match store.create_table_if_missing() {
+                Ok(_) => break,
+                Err(e) if attempt < 3 => {
+                    eprintln!("creating table {table} failed ({e}); trying again");
+                }
+                Err(e) => panic!("cannot create table {table}: {e}"),
+            }
+        }
         store
     }
 

@@ -5,7 +5,8 @@
 //! A configuration holds at most [`MAX_SERVICES`] services ([`crate::QuotaConfig::new`]
 //! refuses more), so every id is below it. An id from another configuration with more
 //! services than this one lands on an unused slot, whose bounds (0) send the call to the
-//! full path, which refuses it as an unknown service, as before.
+//! full path, which refuses it as out of range (`QuotaError::ServiceIdOutOfRange`), as
+//! before.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -126,7 +127,9 @@ mod tests {
         let larger = config(MAX_SERVICES);
         for name in ["s3", "s4", "s63"] {
             let foreign = larger.service(name).unwrap_or_else(|e| panic!("{e}"));
-            let error = tracker.record_call(foreign, 1).expect_err("unknown here");
+            let error = tracker
+                .record_call(foreign, 1)
+                .expect_err("out of range here");
             assert!(error.to_string().contains("out of range"), "{error}");
             assert!(tracker.admit(foreign, 1).is_err(), "admitted {name}");
         }

@@ -2,7 +2,7 @@
 //! a few lines of executor here: the crate depends on no runtime): a due sync is awaited after
 //! a record, a reload brings other instances' day and window counts, and in the bounded mode
 //! an admission refused for want of a lease waits for a block and decides again. The same
-//! driver against the emulator, under tokio, is `verification/dynamodb/tests/async_driver.rs`.
+//! driver against the emulator, under tokio, is `verification/dynamodb/tests/dynamodb/async_driver.rs`.
 
 use std::future::Future;
 use std::sync::Arc;

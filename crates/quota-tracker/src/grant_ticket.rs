@@ -100,8 +100,12 @@ impl Tickets {
     }
 
     /// Keeps `ticket`, whose grant is in doubt, to ask again. Returns false when too many
-    /// are kept already (the grant stays stranded).
+    /// are kept already (the grant stays stranded). Doubts of `service`'s windows that ended
+    /// before `window` are dropped first: stranded already, they must not take this
+    /// window's places.
     pub(crate) fn doubt(&mut self, service: ServiceId, window: Window, ticket: u64) -> bool {
+        self.in_doubt
+            .retain(|d| d.service != service || d.window.end() > window.start());
         let kept = self
             .in_doubt
             .iter()
@@ -163,6 +167,21 @@ mod tests {
         }
         assert!(!tickets.doubt(service, minute(0), 99));
         assert!(tickets.doubt(ServiceId(1), minute(0), 99));
+    }
+
+    #[test]
+    fn doubts_of_an_ended_window_leave_room_for_the_next_windows() {
+        let mut tickets = Tickets::starting(Timestamp(0));
+        let service = ServiceId(0);
+        for t in 0..KEPT_IN_DOUBT as u64 {
+            assert!(tickets.doubt(service, minute(0), t));
+        }
+        // The first minute's are stranded already: the next minute keeps its own.
+        for t in 0..KEPT_IN_DOUBT as u64 {
+            assert!(tickets.doubt(service, minute(60_000), 100 + t), "doubt {t}");
+        }
+        assert_eq!(tickets.in_doubt(service), KEPT_IN_DOUBT);
+        assert_eq!(tickets.for_request(service, minute(60_000)), 100);
     }
 
     #[test]

@@ -99,6 +99,23 @@ impl Server {
 /// Tracker instances sharing one store, as several Lambda containers or pods would.
 pub type Instance = quota_tracker::SyncedTracker<Arc<BlockingDynamoStore>>;
 
+/// An instance called `name` on `store` that syncs and reloads only when its test says so
+/// (neither interval ever falls due).
+pub fn by_hand(
+    name: &str,
+    config: quota_tracker::QuotaConfig,
+    clock: Arc<dyn Clock>,
+    store: &Arc<BlockingDynamoStore>,
+) -> Instance {
+    let options = quota_tracker::TrackerOptions {
+        instance: name.into(),
+        sync_interval_ms: i64::MAX,
+        reload_interval_ms: i64::MAX,
+    };
+    let tracker = quota_tracker::Tracker::with_options(config, clock, options);
+    quota_tracker::SyncedTracker::new(tracker, Arc::clone(store))
+}
+
 /// Starts `instances` trackers on `store` (syncing whenever no sync is in flight) and runs
 /// `threads` recorder threads per instance, thread `n` recording `calls` single calls on
 /// service `n mod services`. Returns the instances and the calls recorded per service.

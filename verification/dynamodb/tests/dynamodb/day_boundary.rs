@@ -2,11 +2,8 @@
 
 use std::sync::Arc;
 
-use quota_dynamodb_tests::Server;
-use quota_tracker::{
-    ManualClock, NoSync, QuotaConfig, Store, SyncOutcome, SyncedTracker, Timestamp, Tracker,
-    TrackerOptions, UtcDay,
-};
+use quota_dynamodb_tests::{Server, by_hand};
+use quota_tracker::{ManualClock, NoSync, QuotaConfig, Store, SyncOutcome, Timestamp, UtcDay};
 
 #[test]
 fn calls_on_both_sides_of_midnight_land_in_their_own_days() {
@@ -14,13 +11,7 @@ fn calls_on_both_sides_of_midnight_land_in_their_own_days() {
     let day = UtcDay::from_ymd(2026, 11, 29).expect("valid");
     let clock = Arc::new(ManualClock::new(Timestamp(day.next().start().0 - 2_000)));
     let store = Arc::new(server.store("midnight", clock.clone()));
-    let options = TrackerOptions {
-        instance: "midnight".into(),
-        sync_interval_ms: i64::MAX,
-        reload_interval_ms: i64::MAX,
-    };
-    let tracker = Tracker::with_options(QuotaConfig::default(), clock.clone(), options);
-    let instance = SyncedTracker::new(tracker, Arc::clone(&store));
+    let instance = by_hand("midnight", QuotaConfig::default(), clock.clone(), &store);
     let tiingo = instance.tracker().service("tiingo").expect("configured");
 
     // 23:59:58: three calls, and a sync starts (its batch holds them)...

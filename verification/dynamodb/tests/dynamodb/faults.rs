@@ -33,17 +33,8 @@ fn a_write_that_landed_and_whose_every_retry_was_refused_is_resent_not_restored(
     // gives up with the outcome unknown.
     let faults = LandThenRefuse::new(4);
     let store = Arc::new(server.store_with("gives-up", clock.clone(), |b| b.interceptor(faults)));
-    let options = quota_tracker::TrackerOptions {
-        instance: "gives-up".into(),
-        sync_interval_ms: i64::MAX,
-        reload_interval_ms: i64::MAX,
-    };
-    let tracker = quota_tracker::Tracker::with_options(
-        quota_tracker::QuotaConfig::default(),
-        clock.clone(),
-        options,
-    );
-    let instance = quota_tracker::SyncedTracker::new(tracker, Arc::clone(&store));
+    let config = quota_tracker::QuotaConfig::default();
+    let instance = quota_dynamodb_tests::by_hand("gives-up", config, clock.clone(), &store);
     let sendgrid = instance.tracker().service("sendgrid").expect("configured");
     instance.tracker().record_call(sendgrid, 3).expect("valid");
     let report = instance.sync();
@@ -75,17 +66,8 @@ fn a_write_that_landed_and_whose_retry_was_rejected_stays_in_doubt_and_lands_onc
     let store = Arc::new(server.store_with("rejected-retry", clock.clone(), |b| {
         b.interceptor(LandThenRefuse::rejecting())
     }));
-    let options = quota_tracker::TrackerOptions {
-        instance: "rejected-retry".into(),
-        sync_interval_ms: i64::MAX,
-        reload_interval_ms: i64::MAX,
-    };
-    let tracker = quota_tracker::Tracker::with_options(
-        quota_tracker::QuotaConfig::default(),
-        clock.clone(),
-        options,
-    );
-    let instance = quota_tracker::SyncedTracker::new(tracker, Arc::clone(&store));
+    let config = quota_tracker::QuotaConfig::default();
+    let instance = quota_dynamodb_tests::by_hand("rejected-retry", config, clock.clone(), &store);
     let sendgrid = instance.tracker().service("sendgrid").expect("configured");
     instance.tracker().record_call(sendgrid, 3).expect("valid");
     let report = instance.sync();
@@ -117,17 +99,9 @@ fn leasing_instance(
     Arc<quota_dynamodb::BlockingDynamoStore>,
 ) {
     let store = Arc::new(server.store_with(table, clock.clone(), |b| b.interceptor(interceptor)));
-    let options = quota_tracker::TrackerOptions {
-        instance: table.into(),
-        sync_interval_ms: i64::MAX,
-        reload_interval_ms: i64::MAX,
-    };
     let config = quota_tracker::QuotaConfig::default().with_leases(Default::default());
-    let tracker = quota_tracker::Tracker::with_options(config, clock.clone(), options);
-    (
-        quota_tracker::SyncedTracker::new(tracker, Arc::clone(&store)),
-        store,
-    )
+    let instance = quota_dynamodb_tests::by_hand(table, config, clock.clone(), &store);
+    (instance, store)
 }
 
 #[test]

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quota_dynamodb_tests::Server;
+use quota_dynamodb_tests::{Server, by_hand};
 use quota_tracker::{
-    BackgroundSync, BackgroundTotals, QuotaConfig, Store, SyncReport, SyncedTracker, TickingClock,
-    Tracker, TrackerOptions,
+    BackgroundSync, BackgroundTotals, QuotaConfig, Store, SyncReport, TickingClock,
 };
 
 #[test]
@@ -23,13 +22,12 @@ fn a_paused_server_delays_syncs_and_loses_nothing() {
         .expect("Server::container always starts one");
     let clock = TickingClock::start();
     let store = Arc::new(server.store("outage", clock.clone()));
-    let options = TrackerOptions {
-        instance: "outage".into(),
-        sync_interval_ms: i64::MAX,
-        reload_interval_ms: i64::MAX,
-    };
-    let tracker = Tracker::with_options(QuotaConfig::default(), clock.clone(), options);
-    let instance = Arc::new(SyncedTracker::new(tracker, Arc::clone(&store)));
+    let instance = Arc::new(by_hand(
+        "outage",
+        QuotaConfig::default(),
+        clock.clone(),
+        &store,
+    ));
     let tiingo = instance.tracker().service("tiingo").expect("configured");
 
     // The store I/O runs on the background syncer's thread; the recorder never waits for it.

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 
 use quota_dynamodb::BlockingDynamoStore;
-use quota_dynamodb_tests::Server;
 use quota_dynamodb_tests::faults::FailItems;
+use quota_dynamodb_tests::{Server, by_hand};
 use quota_tracker::{
     ManualClock, Period, QuotaConfig, ServiceConfig, Store, StoreErrorKind, SyncReport,
     SyncedTracker, Timestamp, Tracker, TrackerOptions, UtcDay, Window, WindowKey,
@@ -208,15 +208,7 @@ fn a_batch_whose_window_item_fails_after_its_day_item_landed_is_retried_as_it_is
     let clock = Arc::new(ManualClock::new(at(2026, 12, 1, 12, 0, 0, 0)));
     let (faults, armed, failed) = FailItems::starting_with("WINDOW#");
     let store = Arc::new(server.store_with("doubt", clock.clone(), |b| b.interceptor(faults)));
-    let options = TrackerOptions {
-        instance: "doubt".into(),
-        sync_interval_ms: i64::MAX,
-        reload_interval_ms: i64::MAX,
-    };
-    let t = SyncedTracker::new(
-        Tracker::with_options(config(), clock.clone(), options),
-        Arc::clone(&store),
-    );
+    let t = by_hand("doubt", config(), clock.clone(), &store);
     let minute = t.tracker().service("per-minute").expect("configured");
     t.tracker().record_call(minute, 5).expect("valid");
     // The day item lands; every attempt at the window item is refused, not applied.

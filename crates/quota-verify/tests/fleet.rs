@@ -173,8 +173,33 @@ fn the_bounded_mode_admits_at_most_the_ceiling_across_processes() {
 /// A store variant must fail the fleet run, its own way, with the faults: the freeze
 /// leaves a write in doubt (its answer dropped), which `retry-double-apply` doubles. One test
 /// per variant, so the gate runs them side by side (each run waits out its duration).
+/// The seeds a store variant's fleet run tries, in order, until the variant is caught: whether
+/// a write lands in doubt (what `retry-double-apply` needs to double) depends on how the VM
+/// schedules the workers around the faults, and one loaded CI run with seed 5 had none. A
+/// variant that escapes every seed fails; a retry is said on stderr.
+const VARIANT_SEEDS: [&str; 2] = ["5", "6"];
+
 fn store_variant_is_caught_at_fleet_level(variant: &str, way: &str, faults: &str) {
-    let (table, out) = (table(variant), out_dir(variant));
+    let mut seeds = VARIANT_SEEDS.iter().peekable();
+    let (output, report) = loop {
+        let seed = seeds.next().expect("at least one seed");
+        let (output, report) = store_variant_fleet_run(variant, faults, seed);
+        if report["verdict"] == "fail" || seeds.peek().is_none() {
+            break (output, report);
+        }
+        eprintln!("RETRY: {variant} was not caught with seed {seed}; trying the next seed");
+    };
+    judge_store_variant(variant, way, &output, &report);
+}
+
+/// One fleet run of `variant` with `seed`; its output and report. No worker outlives it.
+fn store_variant_fleet_run(
+    variant: &str,
+    faults: &str,
+    seed: &str,
+) -> (std::process::Output, serde_json::Value) {
+    let name = format!("{variant}-{seed}");
+    let (table, out) = (table(&name), out_dir(&name));
     let output = run(&[
         "--instances",
         "3",
@@ -183,7 +208,7 @@ fn store_variant_is_caught_at_fleet_level(variant: &str, way: &str, faults: &str
         "--duration",
         "15",
         "--seed",
-        "5",
+        seed,
         "--faults",
         faults,
         "--store-variant",
@@ -195,6 +220,21 @@ fn store_variant_is_caught_at_fleet_level(variant: &str, way: &str, faults: &str
         "--json",
     ]);
     let report = report(&output);
+    assert!(
+        processes_with(&table).is_empty(),
+        "a worker outlived the run"
+    );
+    (output, report)
+}
+
+/// Whether `variant`'s fleet run caught it, showing as `way` (lost or doubled); emits the
+/// finding.
+fn judge_store_variant(
+    variant: &str,
+    way: &str,
+    output: &std::process::Output,
+    report: &serde_json::Value,
+) {
     let (lost, doubled) = (
         sum(&report["services"], "lost"),
         sum(&report["services"], "doubled"),
@@ -223,10 +263,6 @@ fn store_variant_is_caught_at_fleet_level(variant: &str, way: &str, faults: &str
     assert!(
         finding.shows(way),
         "{variant} must show as {way}: {report:#}"
-    );
-    assert!(
-        processes_with(&table).is_empty(),
-        "a worker outlived the run"
     );
 }
 

@@ -170,15 +170,15 @@ fn the_bounded_mode_admits_at_most_the_ceiling_across_processes() {
     );
 }
 
-/// A store variant must fail the fleet run, its own way, with the faults: the freeze
-/// leaves a write in doubt (its answer dropped), which `retry-double-apply` doubles. One test
-/// per variant, so the gate runs them side by side (each run waits out its duration).
 /// The seeds a store variant's fleet run tries, in order, until the variant is caught: whether
 /// a write lands in doubt (what `retry-double-apply` needs to double) depends on how the VM
 /// schedules the workers around the faults, and one loaded CI run with seed 5 had none. A
 /// variant that escapes every seed fails; a retry is said on stderr.
 const VARIANT_SEEDS: [&str; 2] = ["5", "6"];
 
+/// A store variant must fail the fleet run, its own way, with the faults: the freeze
+/// leaves a write in doubt (its answer dropped), which `retry-double-apply` doubles. One test
+/// per variant, so the gate runs them side by side (each run waits out its duration).
 fn store_variant_is_caught_at_fleet_level(variant: &str, way: &str, faults: &str) {
     let mut seeds = VARIANT_SEEDS.iter().peekable();
     let (output, report) = loop {

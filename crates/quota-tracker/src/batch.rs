@@ -77,6 +77,8 @@ pub struct SyncBatch {
     /// The tracker instance that produced it.
     pub instance: Arc<str>,
     /// Increases by one per new batch of this instance; a retried batch keeps its number.
+    /// The first is [`crate::Timestamp::first_number`] of the tracker's start, so a later
+    /// process reusing the instance name numbers past an earlier one's batches.
     pub seq: u64,
     /// The service names, so a store can map `deltas` to attributes.
     pub config: Arc<QuotaConfig>,

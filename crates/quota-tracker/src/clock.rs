@@ -27,7 +27,22 @@ impl Timestamp {
     pub fn unix_seconds(self) -> i64 {
         self.0.div_euclid(1000)
     }
+
+    /// The first of the numbers (sync batch sequences, grant tickets) a tracker started at
+    /// this instant issues: its start in ms × [`NUMBERS_PER_MS`], plus one. The store keys
+    /// both by instance name, and a name set by hand outlives its process: counting from the
+    /// start time, a later process under the same name numbers past an earlier one (unless
+    /// the earlier one issued more than [`NUMBERS_PER_MS`] per ms it ran, or the clock went
+    /// back between them).
+    pub fn first_number(self) -> u64 {
+        let ms = u64::try_from(self.0).unwrap_or(0);
+        ms.saturating_mul(NUMBERS_PER_MS).saturating_add(1)
+    }
 }
+
+/// Numbers a tracker may issue per millisecond it has run before it reaches those of a
+/// tracker started a millisecond later ([`Timestamp::first_number`]).
+pub const NUMBERS_PER_MS: u64 = 1 << 10;
 
 pub(crate) const MILLIS_PER_DAY: i64 = 86_400_000;
 

@@ -10,16 +10,12 @@
 //! granted as new. A ticket in doubt when its window ends is dropped: those calls stay
 //! stranded in the ended window (fewer admitted, never more).
 //!
-//! Tickets count up from the tracker's start time (in ms, times [`TICKETS_PER_MS`]), so a
-//! later process reusing an instance name does not reuse the tickets of an earlier one.
+//! Tickets count up from the tracker's start time ([`Timestamp::first_number`]), so a later
+//! process reusing an instance name does not reuse the tickets of an earlier one.
 
 use crate::clock::Timestamp;
 use crate::config::ServiceId;
 use crate::window::Window;
-
-/// Tickets an instance may issue per millisecond it has run before it reaches the
-/// numbers a process started a millisecond later would use.
-pub const TICKETS_PER_MS: u64 = 1 << 10;
 
 /// Grants in doubt a service keeps to ask again; a further one is stranded (logged).
 const KEPT_IN_DOUBT: usize = 8;
@@ -46,9 +42,8 @@ pub(crate) struct Tickets {
 impl Tickets {
     /// Tickets of a tracker started at `now`.
     pub(crate) fn starting(now: Timestamp) -> Self {
-        let ms = u64::try_from(now.0).unwrap_or(0);
         Self {
-            next: ms.saturating_mul(TICKETS_PER_MS).saturating_add(1),
+            next: now.first_number(),
             in_doubt: Vec::new(),
             asking_again: Vec::new(),
         }
@@ -146,7 +141,7 @@ mod tests {
         let mut tickets = Tickets::starting(Timestamp(2));
         let (a, b) = (ServiceId(0), ServiceId(1));
         let first = tickets.for_request(a, minute(0));
-        assert_eq!(first, 2 * TICKETS_PER_MS + 1);
+        assert_eq!(first, 2 * crate::clock::NUMBERS_PER_MS + 1);
         assert!(tickets.doubt(a, minute(0), first));
         // Another service gets a new ticket; the same service gets the one in doubt back.
         assert_eq!(tickets.for_request(b, minute(0)), first + 1);

@@ -65,7 +65,7 @@ pub use background::{BackgroundSync, SyncCycle, SyncStep, Totals as BackgroundTo
 pub use batch::{
     DayDeltas, Pending, StoredDay, StoredWindow, SyncBatch, SyncOutcome, WindowDelta, WindowKey,
 };
-pub use clock::{Clock, ManualClock, SystemClock, TickingClock, Timestamp};
+pub use clock::{Clock, ManualClock, NUMBERS_PER_MS, SystemClock, TickingClock, Timestamp};
 pub use config::{Period, QuotaConfig, ServiceConfig, ServiceId};
 pub use counters::MAX_SERVICES;
 pub use day::{ParseDayError, UtcDay};

@@ -163,6 +163,8 @@ pub(crate) enum Busy {
 #[derive(Debug)]
 pub(crate) struct SyncBook {
     pub(crate) busy: Busy,
+    /// Counts from the start time ([`Timestamp::first_number`]), past an earlier process's
+    /// batches under the same instance name.
     next_seq: u64,
     pub(crate) last_sync: Timestamp,
     /// A batch whose write may have landed: retried as it is before anything new is sent.
@@ -258,7 +260,7 @@ impl<B: Backend> Tracker<B> {
             state: QuotaState::starting(Arc::clone(&config), now),
             book: SyncBook {
                 busy: Busy::Idle,
-                next_seq: 1,
+                next_seq: now.first_number(),
                 last_sync: now,
                 in_doubt: None,
                 forced: false,

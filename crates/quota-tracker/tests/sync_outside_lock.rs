@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use quota_tracker::{
-    DayDeltas, Faults, ManualClock, MemoryStore, NoSync, QuotaConfig, ReloadOutcome, ReloadReport,
-    Store, StoredDay, SyncOutcome, SyncReport, SyncedTracker, Timestamp, Tracker, TrackerOptions,
-    UtcDay,
+    Clock, DayDeltas, Faults, ManualClock, MemoryStore, NoSync, QuotaConfig, ReloadOutcome,
+    ReloadReport, Store, StoredDay, SyncOutcome, SyncReport, SyncedTracker, Timestamp, Tracker,
+    TrackerOptions, UtcDay,
 };
 
 fn day() -> UtcDay {
@@ -95,6 +95,7 @@ fn a_failed_write_puts_its_deltas_back() {
 fn a_write_in_doubt_is_retried_as_is_and_applied_once() {
     let clock = clock();
     let t = synced(&clock);
+    let first = clock.now().first_number();
     let tiingo = t.tracker().service("tiingo").expect("configured");
     t.record_call(tiingo, 3).expect("recorded");
     t.store().inject(Faults {
@@ -107,10 +108,18 @@ fn a_write_in_doubt_is_retried_as_is_and_applied_once() {
     assert!(error.to_string().contains("landed"), "{error}");
     assert_eq!(used(t.store(), day(), "tiingo"), 3, "it did land");
     t.record_call(tiingo, 1).expect("recorded");
-    // The retry carries exactly the doubtful batch (seq 1), not the newer call.
-    assert_eq!(t.sync(), SyncReport::Applied { seq: 1, calls: 3 });
+    // The retry carries exactly the doubtful batch (the first), not the newer call.
+    let retry = SyncReport::Applied {
+        seq: first,
+        calls: 3,
+    };
+    assert_eq!(t.sync(), retry);
     assert_eq!(t.store().duplicates(), 1, "the store recognised the retry");
-    assert_eq!(t.sync(), SyncReport::Applied { seq: 2, calls: 1 });
+    let next = SyncReport::Applied {
+        seq: first + 1,
+        calls: 1,
+    };
+    assert_eq!(t.sync(), next);
     assert_eq!(
         used(t.store(), day(), "tiingo"),
         4,
@@ -288,4 +297,34 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert!(t.record_call(tiingo, 0).is_err());
     assert!(t.record_call(tiingo, u64::MAX).is_err());
     assert_eq!(t.tracker().state(), before);
+}
+
+#[test]
+fn a_later_process_reusing_an_instance_name_is_not_taken_for_a_retry() {
+    // A name set by hand (a pod's, say) outlives its process: the next process under it must
+    // number its batches past the earlier one's, or the store drops them as duplicates.
+    let clock = clock();
+    let store = Arc::new(MemoryStore::new());
+    let process = |clock: &Arc<ManualClock>| {
+        let tracker =
+            Tracker::with_options(QuotaConfig::default(), clock.clone(), options("pod-0"));
+        SyncedTracker::new(tracker, Arc::clone(&store))
+    };
+    let first = process(&clock);
+    let tiingo = first.tracker().service("tiingo").expect("configured");
+    for _ in 0..3 {
+        first.record_call(tiingo, 1).expect("recorded");
+        assert!(matches!(first.sync(), SyncReport::Applied { calls: 1, .. }));
+    }
+    drop(first);
+    clock.advance(1);
+    let second = process(&clock);
+    second.record_call(tiingo, 2).expect("recorded");
+    let report = second.sync();
+    assert!(
+        matches!(report, SyncReport::Applied { calls: 2, .. }),
+        "the restarted process's first batch: {report:?}"
+    );
+    assert_eq!(used(&store, day(), "tiingo"), 5, "a batch was dropped");
+    assert_eq!(store.duplicates(), 0, "taken for a retry");
 }

@@ -7,7 +7,8 @@ use quota_dynamodb::{BlockingDynamoStore, DynamoConfig};
 use quota_dynamodb_tests::Server;
 use quota_dynamodb_tests::faults::{ErrorAnswers, LostAdds, RepeatedReturns};
 use quota_tracker::{
-    DayDeltas, ManualClock, QuotaConfig, Store, StoreErrorKind, SyncBatch, Timestamp, UtcDay,
+    DayDeltas, ManualClock, QuotaConfig, Store, StoreErrorKind, SyncBatch, SyncReport, Timestamp,
+    UtcDay,
 };
 
 fn day() -> UtcDay {
@@ -63,6 +64,40 @@ fn a_retried_batch_lands_once_and_a_new_one_adds() {
         .expect("readable")
         .expect("item exists");
     assert_eq!(stored.used("tiingo"), 7);
+}
+
+#[test]
+fn a_later_process_reusing_an_instance_name_adds_its_calls() {
+    // A name set by hand (a pod's) outlives its process. The store drops any batch numbered
+    // at or below the name's last applied one, so the next process must number past it.
+    let server = Server::start();
+    let clock = clock();
+    let store = Arc::new(server.store("reused-name", clock.clone()));
+    let process =
+        || quota_dynamodb_tests::by_hand("pod-0", QuotaConfig::default(), clock.clone(), &store);
+    let first = process();
+    let tiingo = first.tracker().service("tiingo").expect("configured");
+    for _ in 0..3 {
+        first.record_call(tiingo, 1).expect("recorded");
+        assert!(matches!(first.sync(), SyncReport::Applied { calls: 1, .. }));
+    }
+    drop(first);
+    clock.advance(1);
+    let second = process();
+    second.record_call(tiingo, 2).expect("recorded");
+    assert!(matches!(
+        second.sync(),
+        SyncReport::Applied { calls: 2, .. }
+    ));
+    let stored = store
+        .load_day(day())
+        .expect("readable")
+        .expect("item exists");
+    assert_eq!(
+        stored.used("tiingo"),
+        5,
+        "the later process's batch was dropped"
+    );
 }
 
 #[test]

@@ -185,13 +185,22 @@ pub(crate) fn granted(item: &HashMap<String, AttributeValue>) -> Result<u64, Ite
 }
 
 /// The attribute of a lease item that holds what one grant of `instance` got:
-/// `grant_<instance>_<ticket>` (one per grant, so a repeat of the ticket is recognised).
+/// `grant_<instance>_<ticket>` (one per grant, so a repeat of the ticket is recognised,
+/// until a later grant removes it under the instance's floor).
 pub(crate) fn grant_attribute(instance: &str, ticket: u64) -> String {
     format!("grant_{instance}_{ticket}")
 }
 
-/// What the grant named by `attribute` got, if that grant landed.
-pub(crate) fn ticket_grant(
+/// The attribute of a lease item that holds `instance`'s ticket floor: the highest of its
+/// tickets whose `grant_` attribute was removed. No ticket at or under it is granted.
+/// (`ticket_` starts no other attribute, whatever the instance is called.)
+pub(crate) fn floor_attribute(instance: &str) -> String {
+    format!("ticket_floor_{instance}")
+}
+
+/// The count `attribute` holds, if the item has it: what the grant it names got, or a
+/// ticket floor.
+pub(crate) fn optional_count(
     item: &HashMap<String, AttributeValue>,
     attribute: &str,
 ) -> Result<Option<u64>, ItemError> {

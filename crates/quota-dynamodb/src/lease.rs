@@ -16,9 +16,9 @@
 //! condition, and the read that follows finds the attribute and answers what it holds: a
 //! grant whose answer was lost is recovered, never granted twice. A grant that gives up
 //! after an attempt that may have landed is reported as [`StoreErrorKind::OutcomeUnknown`].
-//! The attributes stay until the item expires with its window, one per grant: about
-//! `100 / block percent` full grants per window, plus one per return that reopens room (not
-//! bounded for a fleet that restarts often in a long window; see ARCHITECTURE.md).
+//! The next grant of the same instance on the item removes the attributes of tickets already
+//! answered, raising the instance's ticket floor ([`crate::ticket_pruning`]): an item keeps
+//! about one such attribute per instance that granted in its window.
 
 use std::collections::HashMap;
 
@@ -26,51 +26,80 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use quota_tracker::{LeaseRequest, StoreError, StoreErrorKind, SyncBatch, Window};
 
 use crate::item::{
-    LEASE_GRANTED, grant_attribute, granted, lease_key, lease_stamps, number, ticket_grant,
+    LEASE_GRANTED, floor_attribute, grant_attribute, granted, lease_key, lease_stamps, number,
+    optional_count,
 };
 use crate::store::{DynamoStore, Sent, Update, unreadable};
+use crate::ticket_pruning::Pruning;
 
 /// Conditional grants tried before giving up when other instances keep taking what is
 /// left in between.
 const GRANT_ROUNDS: u32 = 8;
 
 /// What keeps a grant under the ceiling (`granted + want <= ceiling`, written without an
-/// addition DynamoDB's conditions do not have) and decides a ticket once.
+/// addition DynamoDB's conditions do not have) and decides a ticket once (with the floor's
+/// condition, [`crate::ticket_pruning`]).
 const GRANT_CONDITION: &str =
     "(attribute_not_exists(#granted) OR #granted <= :room) AND attribute_not_exists(#ticket)";
 
 impl DynamoStore {
     /// Grants up to `request.want` calls of the request's window, never taking the window's
-    /// `granted` past `request.ceiling`. Returns the calls granted (0: all granted already).
+    /// `granted` past `request.ceiling`. Returns the calls granted (0: all granted already,
+    /// or the ticket is under its instance's floor, [`crate::ticket_pruning`]).
     pub async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
+        let mut pruning = self.answered.take(request, self.clock.now());
+        let granted = self.grant_pruning(request, &mut pruning).await;
+        drop(pruning);
+        if granted.is_ok() {
+            self.answered.note(request);
+        }
+        granted
+    }
+
+    /// [`DynamoStore::grant_lease`], each write also removing what `pruning` carries.
+    async fn grant_pruning(
+        &self,
+        request: &LeaseRequest,
+        pruning: &mut Pruning<'_>,
+    ) -> Result<u64, StoreError> {
         let key = lease_key(&request.key.service, request.key.window);
         let ticket = grant_attribute(&request.instance, request.ticket);
+        let floor = floor_attribute(&request.instance);
         let mut want = request.want.min(request.ceiling);
         for _ in 0..GRANT_ROUNDS {
             if want == 0 {
                 return Ok(0);
             }
-            match self.try_grant(request, &ticket, want).await? {
-                Some(granted) => return Ok(granted),
-                None => {
-                    // The ticket was granted already, or someone else's grant came first:
-                    // see which, and what is left.
-                    // A try before may have landed (the condition may be the ticket's): a
-                    // failure from here on leaves the grant in doubt.
-                    let item = self
-                        .get(key.clone())
-                        .await
-                        .map_err(in_doubt)?
-                        .unwrap_or_default();
-                    if let Some(earlier) = ticket_grant(&item, &ticket)
-                        .map_err(|e| in_doubt(unreadable("grant", &e)))?
-                    {
-                        return Ok(earlier);
-                    }
-                    let granted = granted(&item).map_err(|e| in_doubt(unreadable("grant", &e)))?;
-                    want = want.min(request.ceiling.saturating_sub(granted));
-                }
+            if self.try_grant(request, &ticket, want, pruning).await? {
+                pruning.landed();
+                return Ok(want);
             }
+            // The ticket was granted already, is under the floor, or someone else's grant came
+            // first: see which, and what is left. A try before may have landed (the condition
+            // may be the ticket's): a failure from here on leaves the grant in doubt.
+            let item = self
+                .get(key.clone())
+                .await
+                .map_err(in_doubt)?
+                .unwrap_or_default();
+            let read = |attribute: &str| {
+                optional_count(&item, attribute).map_err(|e| in_doubt(unreadable("grant", &e)))
+            };
+            if let Some(earlier) = read(&ticket)? {
+                return Ok(earlier);
+            }
+            if let Some(floor) = read(&floor)? {
+                if floor >= request.ticket {
+                    tracing::warn!(
+                        instance = %request.instance, ticket = request.ticket, floor,
+                        "a grant ticket under its instance's floor: nothing granted"
+                    );
+                    return Ok(0);
+                }
+                pruning.raise_to(floor);
+            }
+            let granted = granted(&item).map_err(|e| in_doubt(unreadable("grant", &e)))?;
+            want = want.min(request.ceiling.saturating_sub(granted));
         }
         // An attempt of a try may have landed late: in doubt, so the ticket is asked again.
         Err(StoreError::new(
@@ -83,31 +112,39 @@ impl DynamoStore {
         ))
     }
 
-    /// One conditional grant of `want` under `ticket`: `Some(want)` if it landed, `None` if
-    /// the condition failed (the window has less than `want` left, or the ticket was
-    /// granted before).
+    /// One conditional grant of `want` under `ticket`, removing what `pruning` carries:
+    /// true if it landed, false if the condition failed (the window has less than `want`
+    /// left, the ticket was granted before or is under the floor, or the floor is above
+    /// `pruning`'s).
     async fn try_grant(
         &self,
         request: &LeaseRequest,
         ticket: &str,
         want: u64,
-    ) -> Result<Option<u64>, StoreError> {
+        pruning: &Pruning<'_>,
+    ) -> Result<bool, StoreError> {
         let room = request.ceiling - want;
-        let names = HashMap::from([
+        let mut names = HashMap::from([
             ("#granted".to_owned(), LEASE_GRANTED.to_owned()),
             ("#ticket".to_owned(), ticket.to_owned()),
         ]);
-        let values = HashMap::from([
+        let mut values = HashMap::from([
             (":want".to_owned(), number(want)),
             (":room".to_owned(), number(room)),
         ]);
+        let mut sets = vec!["#ticket = :want".to_owned()];
+        let (floor_condition, removed) =
+            pruning.add_to(request, &mut names, &mut values, &mut sets);
+        let condition = format!("{GRANT_CONDITION} AND {floor_condition}");
         let stamps = lease_stamps(self.clock.now(), request.key.window);
-        let sets = vec!["#ticket = :want".to_owned()];
         let Update {
-            expression,
+            mut expression,
             names,
             values,
         } = Update::add("#granted :want", names, values, sets, stamps);
+        if let Some(removed) = removed {
+            expression = format!("{expression} REMOVE {removed}");
+        }
         let seed = crate::store::jitter_seed(self.clock.now(), 0);
         let sent = self
             .send_retrying("grant", seed, || {
@@ -118,7 +155,7 @@ impl DynamoStore {
                     .key(pk.0, pk.1)
                     .key(sk.0, sk.1)
                     .update_expression(&expression)
-                    .condition_expression(GRANT_CONDITION)
+                    .condition_expression(&condition)
                     .set_expression_attribute_names(Some(names.clone()))
                     .set_expression_attribute_values(Some(values.clone()))
                     .return_values(ReturnValue::None)
@@ -126,8 +163,8 @@ impl DynamoStore {
             })
             .await?;
         Ok(match sent {
-            Sent::Answered(_) => Some(want),
-            Sent::ConditionFailed => None,
+            Sent::Answered(_) => true,
+            Sent::ConditionFailed => false,
         })
     }
 

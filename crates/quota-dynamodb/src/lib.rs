@@ -45,6 +45,7 @@ mod lease;
 mod qualify;
 mod store;
 mod task;
+mod ticket_pruning;
 #[cfg(feature = "zoo")]
 pub mod zoo;
 

@@ -145,6 +145,8 @@ pub struct DynamoStore {
     pub(crate) table: String,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) retry: RetryPolicy,
+    /// Grant tickets answered, for the next grant on their item to remove (shared by clones).
+    pub(crate) answered: Arc<crate::ticket_pruning::Answered>,
     #[cfg(feature = "zoo")]
     variant: crate::zoo::StoreVariant,
     #[cfg(feature = "zoo")]
@@ -159,6 +161,7 @@ impl DynamoStore {
             table: table.into(),
             clock,
             retry: RetryPolicy::default(),
+            answered: Arc::default(),
             #[cfg(feature = "zoo")]
             variant: crate::zoo::StoreVariant::Fixed,
             #[cfg(feature = "zoo")]

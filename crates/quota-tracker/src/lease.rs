@@ -112,7 +112,7 @@ pub struct LeaseRequest {
     pub instance: Arc<str>,
     /// Names the grant among the instance's: a store grants a ticket at most once and
     /// answers a repeat with what it granted ([`crate::grant_ticket`]), so a request in
-    /// doubt can be asked again.
+    /// doubt can be asked again (or 0, once it has forgotten a ticket it answered).
     pub ticket: u64,
     /// The service.
     pub service: ServiceId,

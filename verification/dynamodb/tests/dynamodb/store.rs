@@ -354,30 +354,97 @@ fn an_item_someone_else_mangled_is_a_clear_error_and_loses_nothing_recorded() {
 }
 
 #[test]
-fn leases_are_granted_up_to_the_ceiling_and_returns_give_them_back() {
+fn answered_grant_tickets_are_removed_by_the_next_grant_and_a_late_repeat_grants_nothing() {
+    // A grant leaves `grant_<instance>_<ticket>` on the lease item, so that a repeat is
+    // answered rather than granted again. Kept for every grant, a long window's item would
+    // grow without bound (DynamoDB refuses items past 400 KB); the next grant removes the
+    // tickets already answered and raises the instance's floor, at or under which no ticket
+    // is granted.
     let server = Server::start();
-    let store = server.store("leases", clock());
-    let window = quota_tracker::Window::containing(
+    let table = "ticket-pruning";
+    let store = server.store(table, clock());
+    let window = lease_window();
+    let request = |instance, ticket| finnhub_lease(instance, ticket, 10, 1_000);
+    for ticket in 1..=20 {
+        assert_eq!(store.grant_lease(&request("a", ticket)), Ok(10));
+    }
+    let item = raw_item(&store, table, &format!("LEASE#finnhub#{window}"));
+    let mut kept: Vec<&String> = item.keys().filter(|k| k.starts_with("grant_")).collect();
+    kept.sort();
+    assert_eq!(kept, ["grant_a_20"], "tickets already answered were kept");
+    // The latest ticket is still recognised: answered, not granted again.
+    assert_eq!(store.grant_lease(&request("a", 20)), Ok(10));
+    // A late repeat of a removed one (an attempt the server ran after its answer) is under
+    // the floor: nothing granted.
+    assert_eq!(store.grant_lease(&request("a", 3)), Ok(0));
+    assert_eq!(store.granted("finnhub", window), Ok(200));
+    // Another instance's tickets and floor are its own.
+    assert_eq!(store.grant_lease(&request("b", 3)), Ok(10));
+    assert_eq!(store.granted("finnhub", window), Ok(210));
+}
+
+#[test]
+fn an_instances_ticket_floor_only_rises() {
+    // Two grants of one instance at once can carry different tickets to remove (here, from
+    // two stores of it): the one carrying the lower floor lands second and must not lower
+    // it, or a removed ticket could be granted again.
+    let server = Server::start();
+    let (first, second) = (
+        server.store("ticket-floor", clock()),
+        server.store("ticket-floor", clock()),
+    );
+    let window = lease_window();
+    let request = |ticket| finnhub_lease("a", ticket, 10, 1_000);
+    assert_eq!(first.grant_lease(&request(5)), Ok(10));
+    assert_eq!(second.grant_lease(&request(19)), Ok(10));
+    // Removes 19: the floor is 19.
+    assert_eq!(second.grant_lease(&request(20)), Ok(10));
+    // Removes 5, and must leave the floor at 19.
+    assert_eq!(first.grant_lease(&request(21)), Ok(10));
+    assert_eq!(first.grant_lease(&request(19)), Ok(0), "19 granted twice");
+    assert_eq!(first.granted("finnhub", window), Ok(40));
+}
+
+/// The minute window the lease tests grant in.
+fn lease_window() -> quota_tracker::Window {
+    quota_tracker::Window::containing(
         quota_tracker::Period::Minute,
         Timestamp(day().start().0 + 3_600_000),
-    );
-    // Each request a new grant: a ticket of its own.
-    let tickets = std::cell::Cell::new(0);
-    let request = |want| quota_tracker::LeaseRequest {
-        instance: "a".into(),
-        ticket: {
-            tickets.set(tickets.get() + 1);
-            tickets.get()
-        },
+    )
+}
+
+/// A request of `instance` under `ticket` for `want` calls of finnhub's [`lease_window`].
+fn finnhub_lease(
+    instance: &str,
+    ticket: u64,
+    want: u64,
+    ceiling: u64,
+) -> quota_tracker::LeaseRequest {
+    quota_tracker::LeaseRequest {
+        instance: instance.into(),
+        ticket,
         service: QuotaConfig::default()
             .service("finnhub")
             .expect("configured"),
         key: quota_tracker::WindowKey {
             service: "finnhub".to_owned(),
-            window,
+            window: lease_window(),
         },
         want,
-        ceiling: 25,
+        ceiling,
+    }
+}
+
+#[test]
+fn leases_are_granted_up_to_the_ceiling_and_returns_give_them_back() {
+    let server = Server::start();
+    let store = server.store("leases", clock());
+    let window = lease_window();
+    // Each request a new grant: a ticket of its own.
+    let tickets = std::cell::Cell::new(0);
+    let request = |want| {
+        tickets.set(tickets.get() + 1);
+        finnhub_lease("a", tickets.get(), want, 25)
     };
     // 10, 10, then the 5 left, then nothing: the window's grants never pass the ceiling.
     let grants: Vec<u64> = (0..4)

@@ -18,7 +18,8 @@
 //! after an attempt that may have landed is reported as [`StoreErrorKind::OutcomeUnknown`].
 //! The next grant of the same instance on the item removes the attributes of tickets already
 //! answered, raising the instance's ticket floor ([`crate::ticket_pruning`]): an item keeps
-//! about one such attribute per instance that granted in its window.
+//! about two attributes per process that granted in its window (still not bounded for a
+//! fleet that starts thousands of processes in one long window; see ARCHITECTURE.md).
 
 use std::collections::HashMap;
 
@@ -45,13 +46,15 @@ const GRANT_CONDITION: &str =
 impl DynamoStore {
     /// Grants up to `request.want` calls of the request's window, never taking the window's
     /// `granted` past `request.ceiling`. Returns the calls granted (0: all granted already,
-    /// or the ticket is under its instance's floor, [`crate::ticket_pruning`]).
+    /// or the ticket is at or under its instance's ticket floor: see ARCHITECTURE.md).
     pub async fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
         let mut pruning = self.answered.take(request, self.clock.now());
         let granted = self.grant_pruning(request, &mut pruning).await;
-        drop(pruning);
-        if granted.is_ok() {
-            self.answered.note(request);
+        if granted
+            .as_ref()
+            .is_err_and(|e| e.kind == StoreErrorKind::OutcomeUnknown)
+        {
+            pruning.in_doubt();
         }
         granted
     }
@@ -86,13 +89,17 @@ impl DynamoStore {
                 optional_count(&item, attribute).map_err(|e| in_doubt(unreadable("grant", &e)))
             };
             if let Some(earlier) = read(&ticket)? {
+                pruning.found_own();
                 return Ok(earlier);
             }
             if let Some(floor) = read(&floor)? {
                 if floor >= request.ticket {
+                    // A later ticket of the same instance name was removed first (by another
+                    // store of it): this one can no longer be granted, and never was (its
+                    // attribute would be here).
                     tracing::warn!(
                         instance = %request.instance, ticket = request.ticket, floor,
-                        "a grant ticket under its instance's floor: nothing granted"
+                        "a grant ticket at or under its instance's ticket floor: nothing granted"
                     );
                     return Ok(0);
                 }

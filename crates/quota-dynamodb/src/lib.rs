@@ -15,7 +15,7 @@
 //! (`SK = LEASE#<service>#<window>`, `granted`), granted only by a conditional write that
 //! cannot pass the ceiling (see the `lease` module).
 //!
-//! With the `zoo` cargo feature, [`zoo::StoreVariant`] re-introduces the original's store-level
+//! With the `zoo` cargo feature, `zoo::StoreVariant` re-introduces the original's store-level
 //! bugs (for the integration tests only).
 //!
 //! [`DynamoStore`] is async (the SDK is) and serves `quota_tracker::AsyncStore`, with

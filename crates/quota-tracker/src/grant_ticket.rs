@@ -7,7 +7,8 @@
 //! ([`crate::StoreErrorKind::OutcomeUnknown`]), the tracker keeps its ticket, and the
 //! service's next request for the same window carries it again: if the first try landed,
 //! the store answers its grant and the calls reach the lease; if not, the ticket is
-//! granted as new. A ticket in doubt when its window ends is dropped: those calls stay
+//! granted as new (or answered 0 by a store whose ticket floor passed it, which DynamoDB's
+//! does only when another store of the same instance name raised it). A ticket in doubt when its window ends is dropped: those calls stay
 //! stranded in the ended window (fewer admitted, never more).
 //!
 //! Tickets count up from the tracker's start time ([`Timestamp::first_number`]), so a later

@@ -75,9 +75,9 @@ pub trait Store: Send + Sync {
     /// ceiling is near, 0 when it is reached. A request repeating an `(instance, ticket)` it
     /// granted before must be answered with that earlier grant, not granted again: the
     /// tracker asks again with the ticket of a grant in doubt ([`crate::grant_ticket`]). A
-    /// store may forget a ticket it has answered, then answers its repeats 0 (a grant
-    /// answered is never asked again; a repeat then is a late copy of an attempt). A store
-    /// without leases refuses.
+    /// store may forget tickets it answered, if it then refuses (answers 0) every ticket of
+    /// the instance at or under them, for none may be granted twice: the tracker never asks
+    /// again with a ticket that was answered. A store without leases refuses.
     fn grant_lease(&self, request: &LeaseRequest) -> Result<u64, StoreError> {
         Err(StoreError::new(
             StoreErrorKind::Rejected,

@@ -22,8 +22,10 @@ pub struct TrackerOptions {
     pub sync_interval_ms: i64,
     /// Re-read the store this often, to see other instances' calls (as the sync interval).
     pub reload_interval_ms: i64,
-    /// Names this instance in its sync batches (for idempotent retries). Defaults to the
-    /// process id and the start time.
+    /// Names this instance in its sync batches and lease grants (for idempotent retries).
+    /// Defaults to the process id and the start time. A name set by hand may be reused by
+    /// one process after another (their numbers count from each one's start time), not by
+    /// two at once, and not across a clock stepped back past the earlier one's run.
     pub instance: Arc<str>,
 }
 
@@ -183,7 +185,7 @@ impl SyncBook {
         pending: Pending,
     ) -> SyncBatch {
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         SyncBatch {
             instance: Arc::clone(instance),
             seq,

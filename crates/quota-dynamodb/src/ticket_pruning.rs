@@ -314,12 +314,40 @@ mod tests {
     fn notes_of_an_ended_window_are_dropped() {
         let answered = Answered::default();
         granted(&answered, 1);
-        let later = Timestamp(START + 120_000);
+        // The instant the window ends: its notes go.
+        let later = Timestamp(START + 60_000);
         let mut next_window = request(9);
         next_window.key.window = Window::containing(Period::Minute, later);
         drop(answered.take(&next_window, later));
         let all = answered.0.lock().unwrap_or_else(PoisonError::into_inner);
         assert_eq!(all.len(), 1, "{all:?}");
         assert!(all.keys().all(|(_, _, window)| window.end() > later));
+    }
+
+    #[test]
+    fn at_most_so_many_tickets_stay_noted_the_lowest_forgotten_first() {
+        let answered = Answered::default();
+        let note = |ticket| {
+            answered
+                .take(&request(ticket), Timestamp(START))
+                .found_own()
+        };
+        let noted = || {
+            let all = answered.0.lock().unwrap_or_else(PoisonError::into_inner);
+            all.values().map(|n| n.answered.len()).sum::<usize>()
+        };
+        for ticket in 1..=250 {
+            note(ticket);
+        }
+        // A grant holding 16 of them while 30 more are noted, then putting its 16 back.
+        let held = answered.take(&request(1_000), Timestamp(START));
+        for ticket in 251..=280 {
+            note(ticket);
+        }
+        drop(held);
+        assert_eq!(noted(), MOST_NOTED);
+        let all = answered.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let lowest = all.values().filter_map(|n| n.answered.first()).min();
+        assert_eq!(lowest, Some(&25), "the lowest are forgotten first");
     }
 }

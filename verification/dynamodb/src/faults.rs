@@ -99,10 +99,7 @@ impl Intercept for LostAdds {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(input) = context
-            .input_mut()
-            .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>(
-        ) else {
+        let Some(input) = update_input(context) else {
             return Ok(());
         };
         let Some(one) = input
@@ -308,10 +305,7 @@ impl Intercept for FailItems {
         if !self.armed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(input) = context
-            .input_mut()
-            .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>(
-        ) else {
+        let Some(input) = update_input(context) else {
             return Ok(());
         };
         let targeted = input
@@ -390,10 +384,7 @@ impl Intercept for LandThenRefuse {
         if !self.refusing() {
             return Ok(());
         }
-        if let Some(input) = context
-            .input_mut()
-            .downcast_mut::<aws_sdk_dynamodb::operation::update_item::UpdateItemInput>(
-        ) {
+        if let Some(input) = update_input(context) {
             redirect(input, cfg);
             self.refusals_left.fetch_sub(1, Ordering::SeqCst);
         }
@@ -415,6 +406,57 @@ impl Intercept for LandThenRefuse {
         let applied = context.response().status().as_u16() == 200;
         if is_update && applied && !self.landed.swap(true, Ordering::SeqCst) {
             return Err("injected: the connection dropped after the write was applied".into());
+        }
+        Ok(())
+    }
+}
+
+/// While armed, every `UpdateItem` attempt is sent to a table that does not exist (the server
+/// changes nothing) and answered with a dropped connection, so the caller cannot tell that
+/// it did not land: the write ends in doubt after its retries, though nothing was applied.
+/// Returns the interceptor and its arming switch (disarmed at first).
+#[derive(Debug)]
+pub struct DropUnapplied {
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl DropUnapplied {
+    /// The interceptor, disarmed, and its switch.
+    pub fn new() -> (Self, Arc<std::sync::atomic::AtomicBool>) {
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let armed_too = Arc::clone(&armed);
+        (Self { armed }, armed_too)
+    }
+}
+
+impl Intercept for DropUnapplied {
+    fn name(&self) -> &'static str {
+        "drop-unapplied"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !self.armed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(input) = update_input(context) {
+            redirect(input, cfg);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        _context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Redirected>().is_some() {
+            return Err("injected: the connection dropped (the write was not applied)".into());
         }
         Ok(())
     }
@@ -555,4 +597,11 @@ fn throttle_redirected(
         "injected: refused, not applied",
     )?;
     Ok(true)
+}
+
+/// The request's input, if it is an `UpdateItem`'s.
+fn update_input<'a>(
+    context: &'a mut aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextMut<'_>,
+) -> Option<&'a mut aws_sdk_dynamodb::operation::update_item::UpdateItemInput> {
+    context.input_mut().downcast_mut()
 }

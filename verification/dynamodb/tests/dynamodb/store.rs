@@ -405,6 +405,32 @@ fn an_instances_ticket_floor_only_rises() {
     assert_eq!(first.granted("finnhub", window), Ok(40));
 }
 
+#[test]
+fn a_grant_in_doubt_that_never_landed_is_granted_when_asked_again_after_later_grants() {
+    // No floor may pass a ticket in doubt: the tracker asks again with it, and if its first
+    // try did not land it must be granted then, not answered 0 while the window has room.
+    let server = Server::start();
+    let (dropping, armed) = quota_dynamodb_tests::faults::DropUnapplied::new();
+    let store = server.store_with("ticket-in-doubt", clock(), |b| b.interceptor(dropping));
+    let request = |ticket| finnhub_lease("a", ticket, 10, 1_000);
+    assert_eq!(store.grant_lease(&request(1)), Ok(10));
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let doubt = store
+        .grant_lease(&request(2))
+        .expect_err("every attempt dropped");
+    armed.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(doubt.kind, StoreErrorKind::OutcomeUnknown, "{doubt}");
+    // Later grants remove what is below the doubt, and nothing above it.
+    assert_eq!(store.grant_lease(&request(3)), Ok(10));
+    assert_eq!(store.grant_lease(&request(4)), Ok(10));
+    assert_eq!(
+        store.grant_lease(&request(2)),
+        Ok(10),
+        "asked again: granted"
+    );
+    assert_eq!(store.granted("finnhub", lease_window()), Ok(40));
+}
+
 /// The minute window the lease tests grant in.
 fn lease_window() -> quota_tracker::Window {
     quota_tracker::Window::containing(

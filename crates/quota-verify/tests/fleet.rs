@@ -383,6 +383,54 @@ fn ctrl_c_stops_every_worker_and_the_emulator() {
 }
 
 #[test]
+fn the_emulator_of_a_killed_coordinator_is_removed_by_the_next_emulator_started() {
+    // SIGKILL runs no drop: the container stays, until another emulator starts and sees
+    // that its owner is gone.
+    let (table, out) = (table("killed"), out_dir("killed"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quota-verify"))
+        .args(["fleet", "--duration", "60", "--faults", "none"])
+        .args(["--table", &table, "--out", &out])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let containers = |pid: u32| {
+        let output = Command::new("docker")
+            .args(["ps", "-a", "--filter", &format!("name=quota-fleet-{pid}-")])
+            .args(["--format", "{{.Names}}"])
+            .output()
+            .expect("docker");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while processes_with(&format!("fleet-worker --table {table}")).is_empty()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let left = containers(child.id());
+    assert!(
+        !left.is_empty(),
+        "no container to leave behind: the fleet never started"
+    );
+    drop(quota_fleet::emulator::Emulator::in_memory().expect("the emulator starts"));
+    assert_eq!(containers(child.id()), "", "{left} is still there");
+    // Its workers see their parent gone and stop on their own.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !processes_with(&format!("fleet-worker --table {table}")).is_empty()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        processes_with(&format!("fleet-worker --table {table}")).is_empty(),
+        "workers left"
+    );
+}
+
+#[test]
 fn a_table_that_is_not_a_quota_table_is_refused_with_exit_3() {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,

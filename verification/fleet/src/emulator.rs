@@ -3,6 +3,10 @@
 //! (`docker restart`) with the table intact, and paused. Removed, with its volume, on drop.
 //! [`Emulator::in_memory`] is the same server without the volume, for the DynamoDB tests
 //! that need a server of their own (one they pause) but not its tables across a restart.
+//!
+//! A process killed outright (SIGKILL, a test harness's timeout) runs no drop, so each
+//! container carries its owner (pid namespace, pid and the process's start time) in a label,
+//! and every emulator started removes the containers, and volumes, of owners that are gone.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -36,6 +40,59 @@ fn docker(args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// The label holding a container's owner (see the module doc).
+const OWNER_LABEL: &str = "quota-verify.owner";
+
+/// This pid namespace, as `/proc` names it (`pid:[4026531836]`).
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|ns| ns.display().to_string())
+}
+
+/// `<pid namespace>:<pid>:<start time>` of process `pid`, if it runs: the start time (in
+/// clock ticks since boot, `/proc/<pid>/stat`'s 22nd field) tells it from a later process
+/// given the same pid.
+fn owner(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields count from the last `)`.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{}:{pid}:{start}", pid_namespace()?))
+}
+
+/// Removes the emulator containers (and their volumes) whose owner, in this pid namespace,
+/// is gone. Containers of other namespaces are left alone: their owners cannot be seen.
+fn remove_orphans() {
+    let Some(namespace) = pid_namespace() else {
+        return;
+    };
+    let format = format!("{{{{.Names}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");
+    let filter = format!("label={OWNER_LABEL}");
+    let Ok(listed) = docker(&["ps", "-a", "--filter", &filter, "--format", &format]) else {
+        return;
+    };
+    for line in listed.lines() {
+        let Some((name, labelled)) = line.split_once(' ') else {
+            continue;
+        };
+        let mut fields = labelled.rsplitn(3, ':');
+        let (Some(_start), Some(pid), Some(theirs)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let alive = pid.parse().ok().and_then(owner).as_deref() == Some(labelled);
+        if theirs != namespace || alive {
+            continue;
+        }
+        if docker(&["rm", "-f", name]).is_ok() {
+            let _ = docker(&["volume", "rm", "-f", name]);
+            eprintln!(
+                "removed the emulator container {name}: process {pid}, which started it, is gone"
+            );
+        }
+    }
+}
+
 /// A free port on 127.0.0.1 (another process may take it before the container does; the
 /// start then fails and says so).
 fn free_port() -> Result<u16, String> {
@@ -62,6 +119,7 @@ impl Emulator {
         docker(&["image", "inspect", IMAGE]).map_err(|_| {
             format!("the emulator image {IMAGE} is missing (or no container engine answers): run scripts/dynamodb-setup")
         })?;
+        remove_orphans();
         static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tag = format!("quota-fleet-{}-{n}", std::process::id());
@@ -73,7 +131,11 @@ impl Emulator {
             port,
         };
         let published = format!("127.0.0.1:{port}:8000");
+        let labelled = owner(std::process::id())
+            .map(|owner| format!("{OWNER_LABEL}={owner}"))
+            .ok_or("cannot read this process's start time in /proc")?;
         let mut args = vec!["run", "-d", "--name", &emulator.name, "-p", &published];
+        args.extend(["--label", &labelled]);
         let mount = emulator.volume.as_ref().map(|v| format!("{v}:/data"));
         if let Some(mount) = &mount {
             args.extend(["-v", mount]);

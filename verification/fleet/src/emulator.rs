@@ -6,7 +6,8 @@
 //!
 //! A process killed outright (SIGKILL, a test harness's timeout) runs no drop, so each
 //! container carries its owner (pid namespace, pid and the process's start time) in a label,
-//! and every emulator started removes the containers, and volumes, of owners that are gone.
+//! and every emulator started removes the containers, and volumes, of owners that are gone
+//! (on Linux: elsewhere there is no `/proc` to tell, and nothing is swept).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -131,11 +132,12 @@ impl Emulator {
             port,
         };
         let published = format!("127.0.0.1:{port}:8000");
-        let labelled = owner(std::process::id())
-            .map(|owner| format!("{OWNER_LABEL}={owner}"))
-            .ok_or("cannot read this process's start time in /proc")?;
+        // Without /proc (not Linux) there is no owner to record: no label, and no sweep.
+        let labelled = owner(std::process::id()).map(|owner| format!("{OWNER_LABEL}={owner}"));
         let mut args = vec!["run", "-d", "--name", &emulator.name, "-p", &published];
-        args.extend(["--label", &labelled]);
+        if let Some(labelled) = &labelled {
+            args.extend(["--label", labelled]);
+        }
         let mount = emulator.volume.as_ref().map(|v| format!("{v}:/data"));
         if let Some(mount) = &mount {
             args.extend(["-v", mount]);

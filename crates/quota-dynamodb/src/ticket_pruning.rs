@@ -49,6 +49,13 @@ struct Notes {
     floor: Option<u64>,
 }
 
+impl Notes {
+    /// Raises the known floor to at least `floor`.
+    fn floor_at_least(&mut self, floor: u64) {
+        self.floor = Some(self.floor.map_or(floor, |known| known.max(floor)));
+    }
+}
+
 /// The tickets this store answered and no write has removed yet, per instance and item.
 #[derive(Debug, Default)]
 pub(crate) struct Answered(Mutex<HashMap<Key, Notes>>);
@@ -79,7 +86,7 @@ impl Answered {
             .iter()
             .copied()
             .max()
-            .map(|mine| notes.floor.map_or(mine, |known| known.max(mine)));
+            .map(|mine| mine.max(notes.floor.unwrap_or(0)));
         Pruning {
             answered: self,
             key,
@@ -130,7 +137,7 @@ impl Pruning<'_> {
             *mine = (*mine).max(floor);
         }
         self.answered.with_notes(&self.key, |notes| {
-            notes.floor = Some(notes.floor.map_or(floor, |known| known.max(floor)));
+            notes.floor_at_least(floor);
         });
     }
 
@@ -191,13 +198,13 @@ impl Drop for Pruning<'_> {
                 notes.answered.extend(tickets);
             }
             if let Some(floor) = floor {
-                notes.floor = Some(notes.floor.map_or(floor, |known| known.max(floor)));
+                notes.floor_at_least(floor);
             }
+            // Answered and in doubt exclude each other: a grant in doubt found nothing.
             if !in_doubt {
                 notes.open.remove(&ticket);
             }
             if own_answered {
-                notes.open.remove(&ticket);
                 notes.answered.insert(ticket);
             }
             while notes.answered.len() > MOST_NOTED {

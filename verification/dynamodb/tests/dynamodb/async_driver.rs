@@ -280,16 +280,29 @@ fn a_sync_whose_task_is_cancelled_mid_write_is_retried_as_it_was() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Through a relay holding the server's answers, so the write cannot finish on the first
+    // poll, however fast the server and however slow this build (it once did, under load).
+    let upstream = server
+        .endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the server's endpoint is an address");
+    let relay = quota_fleet::proxy::Proxy::start(upstream).expect("the relay starts");
+    let config = quota_dynamodb::DynamoConfig {
+        endpoint: Some(format!("http://127.0.0.1:{}", relay.port)),
+        ..server.config("async-cancel")
+    };
     let day = runtime.block_on(async {
-        let store = DynamoStore::connect(&server.config("async-cancel"), clock.clone()).await;
+        let store = DynamoStore::connect(&config, clock.clone()).await;
         let before = clock.now().first_number();
         let tracker = Tracker::new(QuotaConfig::default(), clock.clone());
         let after = clock.now().first_number();
         let synced = AsyncSyncedTracker::new(tracker, store);
         let tiingo = synced.tracker().service("tiingo").expect("configured");
         synced.tracker().record_call(tiingo, 3).expect("recorded");
-        // The sync is polled once (the batch taken, the write started) and then dropped, as
-        // a cancelled task's future is.
+        // The sync is polled once (the batch taken, the write sent; its answer held) and
+        // then dropped, as a cancelled task's future is.
+        relay.hold_after_next_request(Duration::ZERO);
         let finished = tokio::select! {
             biased;
             report = synced.sync() => Some(report),
@@ -299,6 +312,7 @@ fn a_sync_whose_task_is_cancelled_mid_write_is_retried_as_it_was() {
             finished, None,
             "a network write does not finish on its first poll"
         );
+        relay.release();
         synced.tracker().record_call(tiingo, 2).expect("recorded");
         // The dropped batch is in doubt: resent as it was (the tracker's first sequence
         // number, so the store applies it at most once), then the calls recorded after it.
